@@ -1,0 +1,66 @@
+# Sparsity, Reproduced: the two commands are `make book` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# every chapter and test runs on 2 threads, as on the book's reference machine
+export OMP_NUM_THREADS := 2
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test venv unit chapters-check smoke render-check report timings clean
+
+venv: $(STAMP)
+
+# torch==2.13.0 first (a CPU wheel on this machine's disk); then the package, whose
+# torch range 2.13.0 satisfies, so nothing else is pulled. Re-runs reuse the venv.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e ".[book,test]"
+	touch $@
+
+# Execute every chapter once at SCALE="default" (results to data/results, scorecard
+# outputs refreshed in book/), rebuild the report page, render the executed book.
+book: $(STAMP)
+	rm -rf _build/executed _build/site _build/html
+	$(PY) ci/execute_chapters.py --scale default --out _build/executed --refresh
+	$(PY) ci/build_report.py
+	$(PY) ci/stage_book.py --executed _build/executed --out _build/site
+	$(VENV)/bin/jupyter-book build _build/site --path-output _build/render -W -n --keep-going
+	rm -rf _build/html && cp -r _build/render/_build/html _build/html
+	@echo "book: open _build/html/index.html"
+
+test: $(STAMP) unit chapters-check smoke render-check
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+# every chapter once under nbval (scorecard cell compared), then its fresh results JSON
+# against the committed record
+chapters-check: $(STAMP)
+	rm -rf _build/fresh
+	SPARSITY_RESULTS_DIR=$(CURDIR)/_build/fresh $(PY) -m pytest --nbval-lax -p no:cacheprovider book/[0-9][0-9]_*.ipynb
+	$(PY) ci/compare_results.py _build/fresh
+	$(PY) ci/strip_outputs.py --check
+
+smoke: $(STAMP)
+	rm -rf _build/smoke
+	SPARSITY_RESULTS_DIR=$(CURDIR)/_build/smoke/results $(PY) ci/execute_chapters.py --scale smoke --out _build/smoke
+
+render-check: $(STAMP)
+	$(PY) ci/build_report.py --check
+	rm -rf _build/test-render
+	$(VENV)/bin/jupyter-book build . --path-output _build/test-render -W -n --keep-going
+
+report: $(STAMP)
+	$(PY) ci/build_report.py
+
+timings: $(STAMP)
+	$(PY) ci/time_chapters.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,89 @@
+"""Notebook plumbing shared by the ci/ scripts: find chapters, execute, strip outputs.
+
+Committed chapters carry no outputs except the scorecard cell (the one marked
+``# NBVAL_CHECK_OUTPUT``), whose output *and* execution count are kept: nbval compares
+that cell on every CI run, and it compares only cells that have an execution count.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+CHAPTER_RE = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+
+
+def chapters(names: list[str] | None = None) -> list[Path]:
+    """The chapter notebooks ``book/NN_name.ipynb`` in book order (optionally only ``names``,
+    given as stems like ``01_sdr`` or ``01``)."""
+    found = sorted(p for p in BOOK.glob("*.ipynb") if CHAPTER_RE.match(p.name))
+    if names:
+        found = [p for p in found if any(p.stem == n or p.stem.startswith(n + "_") for n in names)]
+        if not found:
+            raise SystemExit(f"no chapter matches {names}")
+    return found
+
+
+def is_checked(cell) -> bool:
+    """Whether a cell is the nbval-checked scorecard cell."""
+    return cell.cell_type == "code" and CHECK_MARK in cell.source
+
+
+def strip(nb):
+    """Remove every output and execution count except the scorecard cell's; drop
+    execution metadata that papermill or Jupyter add. Returns the notebook (mutated)."""
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        for key in ("execution", "papermill", "collapsed", "scrolled"):
+            meta.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        if is_checked(cell):
+            # keep only the text the scorecard printed, not transient display data
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") == "stream"
+                            and o.get("name") == "stdout"]
+        else:
+            cell.outputs = []
+            cell.execution_count = None
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    return nb
+
+
+def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None = None,
+            env: dict | None = None, timeout: int = 900) -> float:
+    """Execute ``src`` with papermill into ``dst`` (working directory: ``book/``), passing
+    ``SCALE``/``SEED`` only when given. Returns wall seconds."""
+    import papermill as pm
+
+    params = {}
+    if scale is not None:
+        params["SCALE"] = scale
+    if seed is not None:
+        params["SEED"] = seed
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        start = time.perf_counter()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(BOOK),
+                            kernel_name="python3", progress_bar=False,
+                            execution_timeout=timeout)
+        return time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def read(path: Path):
+    return nbformat.read(str(path), as_version=4)
+
+
+def write(nb, path: Path) -> None:
+    nbformat.write(nb, str(path))
