@@ -1,0 +1,8 @@
+"""Assets the project builds itself and commits small: tokenizers, the retrieval
+benchmark, trained TinyGPT checkpoints. Each is rebuilt by one command,
+
+    python -m sparsity_core.assets build <name>
+
+and recorded in ``data/MANIFEST`` with its sha256 and that command (see :mod:`.manifest`).
+Builders live in one module per asset; nothing here runs at import.
+"""
