@@ -10,17 +10,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export OMP_NUM_THREADS := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv unit chapters-check smoke render-check report timings clean
+.PHONY: book test venv unit chapters-check smoke render-check report timings clean assets-retrieval assets-models
 
 venv: $(STAMP)
 
 # torch==2.13.0 first (a CPU wheel on this machine's disk); then the package, whose
 # torch range 2.13.0 satisfies, so nothing else is pulled. Re-runs reuse the venv.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[book,test]"
+	$(PY) -m pip install -q -e ".[bench,book,test]"
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # Execute every chapter once at SCALE="default" (results to data/results, scorecard
@@ -55,6 +56,17 @@ render-check: $(STAMP)
 	$(PY) ci/build_report.py --check
 	rm -rf _build/test-render
 	$(VENV)/bin/jupyter-book build . --path-output _build/test-render -W -n --keep-going
+
+# Rebuild committed assets (each records its sha256 in data/MANIFEST). Only the retrieval
+# benchmark needs a Debian package, and only here, at build time.
+assets-retrieval: $(STAMP)
+	apt-get install -y python3.11-doc
+	$(PY) -m sparsity_core.assets build retrieval
+	$(PY) -m sparsity_core.assets build retrieval-embeddings
+
+assets-models: $(STAMP)
+	$(PY) -m sparsity_core.assets build tokenizer
+	$(PY) -m sparsity_core.assets build tinygpt
 
 report: $(STAMP)
 	$(PY) ci/build_report.py

@@ -31,5 +31,15 @@ def test_environment_yml_agrees_with_pyproject():
 
 def test_torch_pin_is_installed_first_in_makefile():
     make = (paths.repo_root() / "Makefile").read_text()
-    assert make.index("$(TORCH)") < make.index('-e ".[book,test]"')
+    assert make.index("$(TORCH)") < make.index('-e ".[bench,book,test]"')
     assert "TORCH := torch==2.13.0" in make
+
+
+def test_nodeps_wheels_are_installed_by_make_and_named_for_conda():
+    root = paths.repo_root()
+    pins = [l for l in (root / "requirements-nodeps.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")]
+    assert pins and all("==" in p for p in pins)
+    make = (root / "Makefile").read_text()
+    assert make.index('-e ".[bench,book,test]"') < make.index("--no-deps -r requirements-nodeps.txt")
+    assert "pip install --no-deps -r requirements-nodeps.txt" in (root / "environment.yml").read_text()

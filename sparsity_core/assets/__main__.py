@@ -1,7 +1,8 @@
 """python -m sparsity_core.assets build <name> [...]: rebuild a committed asset.
 
 Names: tokenizer (the Shakespeare BPE tokenizer), retrieval (the Python-docs known-item
-benchmark; needs Debian's python3.11-doc at build time only), tinygpt (both TinyGPT sizes).
+benchmark; needs Debian's python3.11-doc at build time only), retrieval-embeddings (MiniLM
+vectors of its documents), tinygpt (both TinyGPT sizes).
 Each builder writes its files under data/ and records them in data/MANIFEST.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 BUILDERS = {  # name -> module with a main(argv) -> int
     "tokenizer": "sparsity_core.assets.tokenizer",
     "retrieval": "sparsity_core.assets.retrieval",
+    "retrieval-embeddings": "sparsity_core.assets.retrieval_embeddings",
     "tinygpt": "sparsity_core.assets.tinygpt",
 }
 

@@ -1,0 +1,30 @@
+"""The book's models: an MLP, two small convnets, and TinyGPT with swappable parts.
+
+Every model is a plain ``nn.Module``; chapters prune, mask and re-wire them from outside
+(``torch.nn.utils.parametrize``, forward hooks, the ``attention``/``ffn`` factories of
+:class:`TinyGPT`), never by editing this package.
+"""
+from .cnn import CNN1d, CNN2d
+from .mlp import MLP, num_params, reset_parameters_
+from .tinygpt import (
+    TINYGPT_PRESETS,
+    Block,
+    BlockOutput,
+    CausalSelfAttention,
+    FeedForward,
+    GPTOutput,
+    TinyGPT,
+    TinyGPTConfig,
+    capture,
+    hook_points,
+    tinygpt_medium,
+    tinygpt_small,
+    train_flops_per_token,
+)
+
+__all__ = [
+    "MLP", "CNN1d", "CNN2d", "num_params", "reset_parameters_",
+    "TinyGPTConfig", "tinygpt_small", "tinygpt_medium", "TINYGPT_PRESETS", "train_flops_per_token",
+    "TinyGPT", "Block", "BlockOutput", "GPTOutput", "CausalSelfAttention", "FeedForward",
+    "capture", "hook_points",
+]

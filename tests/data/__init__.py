@@ -1,0 +1,1 @@
+"""Tests of sparsity_core.data: offline images, text corpora, tokenizers, batches."""
