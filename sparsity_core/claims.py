@@ -114,7 +114,8 @@ class Claim:
             raise ValueError(f"repro_rtol must be >= 0 (got {self.repro_rtol})")
 
 
-def _format_number(x: float | None) -> str:
+def format_number(x: float | None) -> str:
+    """A number for a table: 4 significant digits, scientific outside [1e-3, 1e5); None as a dash."""
     if x is None:
         return "—"
     if x == 0 or 1e-3 <= abs(x) < 1e5:
@@ -205,8 +206,8 @@ class Scorecard:
         rows = [{
             "claim": c.id,
             "paper": f"{c.paper} ({c.where})",
-            "paper's number": c.paper_value_text or _format_number(c.paper_value),
-            "our number": _format_number(c.measured),
+            "paper's number": c.paper_value_text or format_number(c.paper_value),
+            "our number": format_number(c.measured),
             "our setting": c.setting,
             "check": c.check,
             "status": mark[c.status] + (f": {c.reason}" if c.reason else ""),

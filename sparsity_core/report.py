@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .claims import STATUSES, _format_number, load_record
+from .claims import STATUSES, format_number, load_record
 
 HEADER = """# Reproducibility report
 
@@ -58,9 +58,9 @@ def report_markdown(records: list[dict]) -> str:
             status = _STATUS_LABEL[c["status"]]
             if c.get("reason"):
                 status += f": {_cell(c['reason'])}"
-            paper_num = c.get("paper_value_text") or _format_number(c.get("paper_value"))
+            paper_num = c.get("paper_value_text") or format_number(c.get("paper_value"))
             lines.append(
                 f"| {r['chapter']} | `{c['id']}` | {{cite}}`{c['paper']}` ({_cell(c['where'])}) | "
-                f"{_cell(c['statement'])} | {_cell(paper_num)} | {_format_number(c.get('measured'))} | "
+                f"{_cell(c['statement'])} | {_cell(paper_num)} | {format_number(c.get('measured'))} | "
                 f"{_cell(c['check'])} | {status} |")
     return "\n".join(lines) + "\n"
