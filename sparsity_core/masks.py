@@ -290,11 +290,9 @@ def block_mask(scores: torch.Tensor, block: tuple[int, int], density: float | No
 
 
 # --------------------------------------------------------------------------- accounting
-@dataclass(frozen=True)
-class TensorCount:
-    """Nonzero count of one tensor (a True of a bool mask counts as nonzero)."""
+class _DensityOf:
+    """``density`` and ``sparsity`` from a ``numel`` and a ``nonzero`` count (0 when empty)."""
 
-    name: str
     numel: int
     nonzero: int
 
@@ -308,7 +306,16 @@ class TensorCount:
 
 
 @dataclass(frozen=True)
-class SparsityReport:
+class TensorCount(_DensityOf):
+    """Nonzero count of one tensor (a True of a bool mask counts as nonzero)."""
+
+    name: str
+    numel: int
+    nonzero: int
+
+
+@dataclass(frozen=True)
+class SparsityReport(_DensityOf):
     """Exact per-tensor and overall counts; ``density = nonzero / numel`` overall."""
 
     tensors: tuple[TensorCount, ...]
@@ -320,14 +327,6 @@ class SparsityReport:
     @property
     def nonzero(self) -> int:
         return sum(t.nonzero for t in self.tensors)
-
-    @property
-    def density(self) -> float:
-        return self.nonzero / self.numel if self.numel else 0.0
-
-    @property
-    def sparsity(self) -> float:
-        return (self.numel - self.nonzero) / self.numel if self.numel else 0.0
 
     def __getitem__(self, name: str) -> TensorCount:
         for t in self.tensors:
