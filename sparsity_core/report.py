@@ -38,29 +38,30 @@ def chapter_records(results_dir: Path) -> list[dict]:
 def report_markdown(records: list[dict]) -> str:
     """The report page: a per-chapter summary, then one table of every claim."""
     lines = [HEADER, "## Chapters", "",
-             "| chapter | claims | pass | not reproduced | fail | last verified | on | seconds |",
-             "|---|---:|---:|---:|---:|---|---|---:|"]
+             "| chapter | claims | pass | not reproduced | fail | last verified |",
+             "|---|---:|---:|---:|---:|---|"]
     for r in records:
         s = r["stamp"]
         counts = {k: sum(c["status"] == k for c in r["claims"]) for k in STATUSES}
         lines.append(
             f"| [{r['chapter']}]({r['chapter']}.ipynb) | {len(r['claims'])} | {counts['pass']} | "
-            f"{counts['not_reproduced']} | {counts['fail']} | {_cell(s['date'])} | "
-            f"{_cell(s['cpu'])}, {s['threads']} threads, torch {s['torch']}, "
-            f"sparsity_core {s['sparsity_core']} | {s['seconds']} |")
+            f"{counts['not_reproduced']} | {counts['fail']} | {_cell(s['date'])} on {_cell(s['cpu'])} "
+            f"({s['threads']} threads, torch {s['torch']}, sparsity_core {s['sparsity_core']}), {s['seconds']} s |")
     total = sum(len(r["claims"]) for r in records)
     passed = sum(c["status"] == "pass" for r in records for c in r["claims"])
-    lines += ["", f"In all: {total} claims, {passed} pass.", "", "## Every claim", "",
-              "| chapter | claim | paper | statement | paper's number | our number | check | status |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", f"In all: {total} claims, {passed} pass.", "", "## Every claim", ""]
     for r in records:
+        lines += [f"### {r['chapter']}", "",
+                  "| claim | paper | paper's number | our number | status |",
+                  "|---|---|---|---|---|"]
         for c in r["claims"]:
-            status = _STATUS_LABEL[c["status"]]
-            if c.get("reason"):
-                status += f": {_cell(c['reason'])}"
             paper_num = c.get("paper_value_text") or format_number(c.get("paper_value"))
-            lines.append(
-                f"| {r['chapter']} | `{c['id']}` | {{cite}}`{c['paper']}` ({_cell(c['where'])}) | "
-                f"{_cell(c['statement'])} | {_cell(paper_num)} | {format_number(c.get('measured'))} | "
-                f"{_cell(c['check'])} | {status} |")
+            lines.append(f"| `{c['id']}` | {{cite}}`{c['paper']}` ({_cell(c['where'])}) | {_cell(paper_num)} | "
+                         f"{format_number(c.get('measured'))} | {_STATUS_LABEL[c['status']]} |")
+        lines.append("")
+        for c in r["claims"]:
+            lines += [f"`{c['id']}`",
+                      f": {_cell(c['statement'])} *Our setting:* {_cell(c.get('setting', ''))}. "
+                      f"*Check:* {_cell(c['check'])}."
+                      + (f" **Not reproduced:** {_cell(c['reason'])}." if c.get("reason") else ""), ""]
     return "\n".join(lines) + "\n"

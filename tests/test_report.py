@@ -22,7 +22,7 @@ def test_not_reproduced_is_not_counted_as_pass():
                        "reason": "too small"}]}
     text = report_markdown([rec])
     assert "| 1 | 0 | 1 | 0 |" in text
-    assert "not reproduced: too small" in text
+    assert "**Not reproduced:** too small." in text
     assert "In all: 1 claims, 0 pass." in text
 
 
