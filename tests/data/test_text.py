@@ -1,5 +1,4 @@
 """Text corpora, splits, tokenizers and next-token batches."""
-import importlib.util
 import json
 import re
 import shutil
@@ -7,6 +6,7 @@ import shutil
 import pytest
 import torch
 
+from packages import hide_package
 from netguard import no_network
 from sparsity_core import paths
 from sparsity_core.assets import manifest
@@ -204,9 +204,7 @@ def test_bpe_rejects_bad_arguments():
     ("tokenizers", lambda: BPETokenizer.train("abc abc"), "pip install tokenizers"),
 ])
 def test_missing_package_names_the_install_command(monkeypatch, module, call, pip):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == module else real(name, *a))
+    hide_package(monkeypatch, module)
     with pytest.raises(ImportError, match=f"`{pip}`"):
         call()
 
