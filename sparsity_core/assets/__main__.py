@@ -20,6 +20,7 @@ BUILDERS = {  # name -> module with a main(argv) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``build <name> [...]`` or ``verify`` and run it; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m sparsity_core.assets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="verb", required=True)

@@ -26,12 +26,15 @@ class ChecksumError(RuntimeError):
 
 @dataclass(frozen=True)
 class Entry:
+    """One manifest line: the file's sha256, its path under ``data/``, the command that rebuilds it."""
+
     sha256: str
     path: str
     command: str
 
 
 def manifest_path() -> Path:
+    """``data/MANIFEST``."""
     return paths.data_dir() / MANIFEST_NAME
 
 

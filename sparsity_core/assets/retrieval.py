@@ -493,6 +493,7 @@ def _fmt(counts: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the Python-docs benchmark under data/retrieval/pydocs and record it; returns the exit status."""
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs-dir", type=Path, default=DOCS_DIR,
                     help="rST sources of the library reference (default: %(default)s)")

@@ -26,6 +26,7 @@ STORE_DTYPE = torch.float16
 
 
 def embeddings_path():
+    """``data/retrieval/pydocs/minilm_docs.safetensors``."""
     return pydocs_dir() / FILE_NAME
 
 
@@ -47,6 +48,7 @@ def load_doc_embeddings() -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Encode every benchmark document with MiniLM, save fp16, record the checksum."""
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.parse_args(argv)
     from ..pretrained import load_minilm

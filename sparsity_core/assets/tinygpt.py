@@ -67,10 +67,12 @@ RECIPES = {
 
 
 def checkpoint_path(size: str):
+    """``data/models/tinygpt_<size>.safetensors`` (fp16 weights, config in the metadata)."""
     return paths.data_dir() / "models" / f"tinygpt_{size}.safetensors"
 
 
 def card_path(size: str):
+    """``data/models/tinygpt_<size>.json``: the training record and fp16 validation loss."""
     return paths.data_dir() / "models" / f"tinygpt_{size}.json"
 
 
@@ -146,6 +148,7 @@ def save(model: TinyGPT, record: dict, val_tokens: torch.Tensor) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train, save and record the requested sizes (default: both); returns the exit status."""
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = ap.parse_args(argv)

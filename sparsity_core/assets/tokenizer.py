@@ -17,6 +17,7 @@ COMMAND = "python -m sparsity_core.assets build tokenizer"
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the Shakespeare BPE tokenizer, save it under data/tokenizers and record it; returns the exit status."""
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--once", action="store_true",
