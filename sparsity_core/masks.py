@@ -47,7 +47,7 @@ from torch.nn.utils import parametrize
 
 __all__ = [
     "keep_count", "topk_mask", "threshold_mask", "global_topk_masks", "random_mask",
-    "nm_mask", "block_mask",
+    "nm_mask", "block_mask", "pattern_mask",
     "TensorCount", "SparsityReport", "sparsity_report", "sparsity", "density",
     "Mask", "apply_masks", "update_mask", "remove_masks", "current_masks", "zero_masked_state_",
 ]
@@ -259,6 +259,37 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, dim: int = -1) -> torch.Tensor
     groups = moved.reshape(-1, m)
     mask = _keep_first(_ranked(groups, True, None), n)
     return mask.reshape(moved.shape).movedim(-1, dim)
+
+
+def pattern_mask(scores: torch.Tensor, *, sparsity: float | None = None,
+                 nm: tuple[int, int] | None = None, scope: str = "layer") -> torch.Tensor:
+    """The mask of one one-shot pruning pattern: unstructured at ``sparsity``, or N:M.
+
+    The selection step shared by the one-shot pruners of Chapter 3 (magnitude, Wanda):
+
+    * ``sparsity=s, scope="layer"``: keep the ``round((1 - s) * numel)`` best scores of the
+      whole tensor (SparseGPT's ``--gmp`` magnitude baseline compares a layer at once);
+    * ``sparsity=s, scope="row"``: keep ``round((1 - s) * D_in)`` per output row
+      (``dim=-1``), Wanda's comparison group (sun2024simple, Sec. 3);
+    * ``nm=(n, m)``: keep the ``n`` best of every ``m`` consecutive entries along the input
+      dimension, :func:`nm_mask` (2:4 = ``nm=(2, 4)``, 50 %).
+
+    Args:
+        scores: ``(D_out, D_in)`` (any shape with ``scope="layer"``), finite, higher = keep.
+
+    Raises:
+        ValueError: not exactly one of ``sparsity`` / ``nm``, a sparsity outside [0, 1),
+            a bad N:M (see :func:`nm_mask`), or an unknown ``scope``.
+    """
+    if (sparsity is None) == (nm is None):
+        raise ValueError("give exactly one of sparsity and nm (got "
+                         f"sparsity={sparsity!r}, nm={nm!r})")
+    if scope not in ("layer", "row"):
+        raise ValueError(f"scope must be 'layer' or 'row' (got scope={scope!r})")
+    if nm is not None:
+        n, m = nm
+        return nm_mask(scores, n, m, dim=-1)
+    return topk_mask(scores, sparsity=sparsity, dim=None if scope == "layer" else -1)
 
 
 def block_mask(scores: torch.Tensor, block: tuple[int, int], density: float | None = None, *,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["POINT_KINDS", "collect", "decoder_layers", "linear_layers", "expand_points"]
+__all__ = ["POINT_KINDS", "collect", "block_list", "decoder_layers", "linear_layers", "expand_points"]
 
 POINT_KINDS = ("hidden", "attn_probs", "q", "k", "mlp_act")
 
@@ -75,6 +75,15 @@ def _blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
         if isinstance(found, nn.ModuleList) and len(found) > 0:
             return path, found
     raise TypeError(f"{type(model).__name__}: no transformer block list at any of {_BLOCK_PATHS}")
+
+
+def block_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """``(path, blocks)``: where the transformer blocks live (``"model.layers"``, ...) and the list.
+
+    Raises:
+        TypeError: the model has no block list at any known path.
+    """
+    return _blocks(model)
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
