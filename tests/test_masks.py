@@ -58,6 +58,24 @@ def test_topk_keeps_the_exact_count_of_the_largest(rows, cols, d, seed):
     assert (per_row.sum(-1) == keep_count(cols, d)).all()
 
 
+@FAST
+@given(rows=st.integers(1, 5), cols=st.integers(1, 30), levels=st.integers(1, 4), largest=st.booleans(),
+       data=st.data())
+def test_selection_equals_a_stable_sort_with_many_ties(rows, cols, levels, largest, data):
+    # the linear-time selection must pick exactly what "stable sort, keep the first k" picks
+    g = torch.Generator().manual_seed(data.draw(st.integers(0, 10**6)))
+    scores = torch.randint(0, levels, (rows, cols), generator=g).float()
+    allowed = torch.rand(rows, cols, generator=g) < 0.7
+    allowed[:, 0] = True
+    k = data.draw(st.integers(0, int(allowed.sum(1).min())))
+    got = topk_mask(scores, k / cols, dim=-1, largest=largest, allowed=allowed) if k else None
+    order = torch.sort(torch.where(allowed, scores if largest else -scores, -math.inf), dim=-1,
+                       descending=True, stable=True).indices
+    want = torch.zeros(rows, cols, dtype=torch.bool).scatter_(-1, order[:, :k], True)
+    if k and keep_count(cols, k / cols) == k:
+        assert torch.equal(got, want)
+
+
 def test_ties_break_by_index():
     assert topk_mask(torch.zeros(2, 3), 0.5).flatten().tolist() == [True] * 3 + [False] * 3
     assert topk_mask(torch.tensor([1.0, 2.0, 2.0, 2.0]), 0.5).tolist() == [False, True, True, False]

@@ -29,7 +29,7 @@ Deviations from the reference code (``SparseGPT.fasterprune``), none of which ch
 method: we compute in float64 on the CPU; the unstructured mask prunes *exactly*
 ``round(s * numel)`` weights of the layer (block ``b`` prunes the difference of the rounded
 cumulative counts; the reference's ``<= threshold`` prunes one extra weight per block and
-all tied ones); ties break by position; no quantizer; no ``torch.cuda.synchronize``.
+all tied ones); ties break by position (:func:`sparsity_core.masks.topk_mask`'s rule); no quantizer; no ``torch.cuda.synchronize``.
 
 Reference code read (not copied): ``IST-DASLab/sparsegpt`` ``sparsegpt.py``
 (``add_batch``, ``fasterprune``); ``locuslab/wanda`` ``lib/sparsegpt.py`` (the same
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..masks import _density, _positive
+from ..masks import _density, _positive, _select
 
 __all__ = ["SparseGPTResult", "dampened_hessian", "sparsegpt_prune"]
 
@@ -130,7 +130,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, *, sparsity: fl
     W[:, torch.diag(hessian) == 0] = 0
     U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     mask = torch.ones(rows, cols, dtype=torch.bool)
-    loss = 0.0
+    loss = torch.zeros((), dtype=torch.float64)
     pruned_so_far = 0
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
@@ -142,24 +142,23 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, *, sparsity: fl
             k = target - pruned_so_far
             pruned_so_far = target
             if k > 0:
-                saliency = (W1 ** 2 / d[None, :] ** 2).flatten()
-                order = torch.argsort(saliency, stable=True)[:k]
-                prune1.view(-1)[order] = True
-        Err1 = torch.zeros_like(W1)
+                saliency = (W1 ** 2 / d[None, :] ** 2).reshape(1, -1)
+                prune1 = _select(saliency, k, largest=False).reshape(W1.shape)
+        # the column loop runs on the transposed block, so that each column is a contiguous row
+        T1, P1 = W1.T.contiguous(), prune1.T.contiguous()         # (block, rows)
+        E1 = torch.zeros_like(T1)
         for j in range(i2 - i1):
             if nm is not None and j % nm[1] == 0:
                 n, m = nm
-                saliency = W1[:, j:j + m] ** 2 / d[None, j:j + m] ** 2   # (rows, m), updated weights
-                order = torch.argsort(saliency, dim=1, stable=True)[:, :m - n]
-                prune1[:, j:j + m].scatter_(1, order, True)
-            w = W1[:, j]
-            q = torch.where(prune1[:, j], 0.0, w)
-            err = (w - q) / d[j]
-            loss += 0.5 * float((err ** 2).sum())
-            W1[:, j:] -= err[:, None] * U1[j, j:][None, :]
-            W1[:, j] = q
-            Err1[:, j] = err
-        W[:, i1:i2] = W1
-        W[:, i2:] -= Err1 @ U[i1:i2, i2:]
+                saliency = (T1[j:j + m] ** 2 / d[j:j + m, None] ** 2).T    # (rows, m), updated weights
+                P1[j:j + m] = _select(saliency, m - n, largest=False).T
+            err = torch.where(P1[j], T1[j], 0.0) / d[j]          # (w - q) / d, q = w with pruned entries 0
+            T1[j:].addr_(U1[j, j:], err, alpha=-1)               # OBS update of this and later columns
+            T1[j].masked_fill_(P1[j], 0.0)                       # q exactly
+            E1[j] = err
+        loss += 0.5 * E1.square().sum()
+        W[:, i1:i2] = T1.T
+        W[:, i2:] -= E1.T @ U[i1:i2, i2:]
+        prune1 = P1.T
         mask[:, i1:i2] = ~prune1
-    return SparseGPTResult(weight=W.to(weight.dtype), mask=mask, loss=loss)
+    return SparseGPTResult(weight=W.to(weight.dtype), mask=mask, loss=float(loss))
