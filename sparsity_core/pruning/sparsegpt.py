@@ -27,8 +27,8 @@ The algorithm (paper Alg. 1; names as in the paper and in ``IST-DASLab/sparsegpt
 
 Deviations from the reference code (``SparseGPT.fasterprune``), none of which changes the
 method: we compute in float64 on the CPU; the unstructured mask prunes *exactly*
-``round(s * numel)`` weights of the layer (block ``b`` prunes the difference of the rounded
-cumulative counts; the reference's ``<= threshold`` prunes one extra weight per block and
+``numel - keep_count(numel, 1 - s)`` weights of the layer, the count magnitude pruning
+removes (block ``b`` prunes the difference of the rounded cumulative counts; the reference's ``<= threshold`` prunes one extra weight per block and
 all tied ones); ties break by position (:func:`sparsity_core.masks.topk_mask`'s rule); no quantizer; no ``torch.cuda.synchronize``.
 
 Reference code read (not copied): ``IST-DASLab/sparsegpt`` ``sparsegpt.py``
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..masks import _density, _positive, _select
+from ..masks import _density, _positive, _select, keep_count
 
 __all__ = ["SparseGPTResult", "dampened_hessian", "sparsegpt_prune"]
 
@@ -138,7 +138,8 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, *, sparsity: fl
         d = torch.diag(U1)                                        # (block,)
         prune1 = torch.zeros_like(W1, dtype=torch.bool)           # True = pruned
         if s is not None:                                         # adaptive mask of the block
-            target = round(s * rows * i2 + 1e-9) if i2 < cols else round(s * rows * cols + 1e-9)
+            seen = rows * i2                                      # entries in blocks 0..this one
+            target = seen - keep_count(seen, 1.0 - s)             # pruned so far: the masks module's rounding
             k = target - pruned_so_far
             pruned_so_far = target
             if k > 0:
