@@ -1,0 +1,148 @@
+r"""Data for sparse autoencoders: activations with known features, and real activations.
+
+* :func:`superposition_data` -- :math:`x = \sum_i c_i\,u_i + \sigma\varepsilon`: ``n_features``
+  random unit directions :math:`u_i` in :math:`\mathbb{R}^d` (more features than dimensions:
+  superposition), each active independently with probability ``p_active`` with magnitude
+  :math:`|N(0,1)| + 0.5` (the targets' 6.2 data (A)).
+* :func:`hierarchy_data` -- parents with children (targets 6.5, after chanin2024absorption's
+  toy setting): a child can only be active with its parent; an active parent has no active
+  child a fixed share of the time (``p_alone``) and otherwise exactly one, uniformly; plus
+  independent features. Magnitudes :math:`U[0.5, 1.5]`.
+* :func:`normalise` -- mean-centre and scale so that :math:`E\lVert x\rVert^2 = 1` (the
+  targets' Sec. 0.2: BERT-family outlier dimensions otherwise confound dead latents; Gemma
+  Scope trains on unit mean-square inputs). With it, the summed squared error of the SAE
+  losses is about the FVU.
+
+Taught in: Chapter 7, "Sparse autoencoders".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import torch
+from torch import Tensor
+
+__all__ = ["superposition_data", "HierarchyData", "hierarchy_data", "normalise", "random_directions"]
+
+
+def _pos(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int (got {name}={value!r})")
+    return int(value)
+
+
+def _prob(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1] (got {name}={value!r})")
+    return float(value)
+
+
+def random_directions(n: int, d: int, generator: torch.Generator) -> Tensor:
+    """``(n, d)`` rows drawn uniformly on the unit sphere."""
+    u = torch.randn(_pos(n, "n"), _pos(d, "d"), generator=generator)
+    return u / u.norm(dim=1, keepdim=True)
+
+
+def superposition_data(n_samples: int, d: int, n_features: int, p_active: float, *, noise: float = 0.01,
+                       generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Sparse sums of known unit features.
+
+    Args:
+        n_samples: rows ``B``.
+        d: width.
+        n_features: true features ``m`` (may exceed ``d``).
+        p_active: each feature's probability of being active on a row.
+        noise: std of the added isotropic Gaussian noise.
+        generator: the RNG.
+
+    Returns:
+        ``(x (B, d), features (m, d))``.
+    """
+    B, m = _pos(n_samples, "n_samples"), _pos(n_features, "n_features")
+    p = _prob(p_active, "p_active")
+    features = random_directions(m, d, generator)
+    active = torch.rand(B, m, generator=generator) < p
+    mags = torch.randn(B, m, generator=generator).abs() + 0.5
+    codes = (active * mags).to_sparse()
+    x = torch.sparse.mm(codes, features) + noise * torch.randn(B, d, generator=generator)
+    return x, features
+
+
+@dataclass
+class HierarchyData:
+    """Rows of :func:`hierarchy_data` and the ground truth behind them.
+
+    Attributes:
+        x: ``(B, d)`` activations.
+        parents: ``(P, d)``, children ``(C, d)``, independent ``(I, d)`` unit directions.
+        parent_active: ``(B, P)``, child_active ``(B, C)``, independent_active ``(B, I)`` bool.
+        child_parent: ``(C,)`` long, each child's parent.
+    """
+
+    x: Tensor
+    parents: Tensor
+    children: Tensor
+    independent: Tensor
+    parent_active: Tensor
+    child_active: Tensor
+    independent_active: Tensor
+    child_parent: Tensor
+
+    @property
+    def features(self) -> Tensor:
+        """``(P + C + I, d)`` every true direction."""
+        return torch.cat([self.parents, self.children, self.independent])
+
+
+def hierarchy_data(n_samples: int, d: int = 64, *, n_parents: int = 8, children_per_parent: int = 8,
+                   n_independent: int = 64, p_parent: float = 0.1, p_alone: float = 0.3,
+                   p_independent: float = 0.03, generator: torch.Generator) -> HierarchyData:
+    """Parent / child features (a child implies its parent) plus independent ones.
+
+    Defaults are the targets' 6.5 setting (d = 64, 8 parents x 8 children, 64 independent
+    features, a parent alone 30 % of the time); ``p_parent`` and ``p_independent`` set how
+    often features fire.
+    """
+    B, P, K, I = (_pos(n_samples, "n_samples"), _pos(n_parents, "n_parents"),
+                  _pos(children_per_parent, "children_per_parent"), _pos(n_independent, "n_independent"))
+    p_parent, p_alone, p_ind = _prob(p_parent, "p_parent"), _prob(p_alone, "p_alone"), _prob(p_independent, "p_independent")
+    dirs = random_directions(P + P * K + I, d, generator)
+    parents, children, independent = dirs[:P], dirs[P:P + P * K], dirs[P + P * K:]
+    parent_active = torch.rand(B, P, generator=generator) < p_parent
+    has_child = parent_active & (torch.rand(B, P, generator=generator) >= p_alone)
+    which = torch.randint(K, (B, P), generator=generator)
+    child_active = torch.zeros(B, P, K, dtype=torch.bool)
+    child_active.scatter_(2, which[..., None], has_child[..., None])
+    child_active = child_active.reshape(B, P * K)
+    ind_active = torch.rand(B, I, generator=generator) < p_ind
+
+    def mags(active: Tensor) -> Tensor:
+        return active * (0.5 + torch.rand(active.shape, generator=generator))
+
+    x = mags(parent_active) @ parents + mags(child_active) @ children + mags(ind_active) @ independent
+    return HierarchyData(x=x, parents=parents, children=children, independent=independent,
+                         parent_active=parent_active, child_active=child_active, independent_active=ind_active,
+                         child_parent=torch.arange(P).repeat_interleave(K))
+
+
+def normalise(x: Tensor, mean: Tensor | None = None, scale: float | None = None) -> tuple[Tensor, Tensor, float]:
+    r"""``((x - mean) / scale, mean, scale)`` with, by default, ``mean`` the column mean and
+    ``scale`` such that the centred rows have :math:`E\lVert x\rVert^2 = 1`.
+
+    Pass the training set's ``mean`` and ``scale`` to normalise held-out rows the same way.
+
+    Args:
+        x: ``(B, d)``.
+    """
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] < 1 or not x.is_floating_point():
+        raise ValueError("x must be a non-empty floating (B, d) tensor")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or inf")
+    mean = x.mean(0) if mean is None else mean
+    centred = x - mean
+    if scale is None:
+        scale = float(centred.pow(2).sum(1).mean().sqrt())
+        if scale == 0:
+            raise ValueError("x has zero variance")
+    return centred / scale, mean, float(scale)

@@ -1,0 +1,257 @@
+"""Sparse autoencoders: activations on hand-worked inputs, the STE gradients, each variant's
+invariants (decoder norms, exact counts, AuxK), metrics with exact answers, bad input."""
+import math
+
+import pytest
+import torch
+
+from sparsity_core import sae as S
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- activations
+def test_topk_relu_hand_worked():
+    pre = torch.tensor([[3.0, -1.0, 2.0, 0.5], [-3.0, -2.0, 1.0, -1.0]])
+    out = S.topk_relu(pre, 2)
+    assert torch.equal(out, torch.tensor([[3.0, 0, 2.0, 0], [0, 0, 1.0, 0]]))  # row 2: ReLU after TopK leaves 1
+
+
+def test_topk_keeps_at_most_k_and_is_identity_at_full_width_on_positive_inputs():
+    pre = torch.randn(50, 32, generator=_gen())
+    out = S.topk_relu(pre, 5)
+    assert ((out != 0).sum(1) <= 5).all() and ((out != 0).sum(1) == torch.minimum(
+        torch.full((50,), 5), (pre > 0).sum(1))).all()
+    pos = pre.abs() + 0.1
+    assert torch.equal(S.topk_relu(pos, 32), pos)
+
+
+def test_topk_gradient_reaches_only_selected_latents():
+    pre = torch.randn(4, 10, generator=_gen(), requires_grad=True)
+    out = S.topk_relu(pre, 3)
+    out.sum().backward()
+    assert torch.equal(pre.grad != 0, out != 0)
+
+
+def test_batch_topk_selects_exactly_B_times_k():
+    pre = torch.randn(16, 64, generator=_gen()).abs() + 0.01   # all positive, no ties
+    out = S.batch_topk(pre, 4)
+    assert int((out != 0).sum()) == 16 * 4
+    assert float(out[out != 0].min()) >= float(pre.flatten().topk(64).values[-1])
+
+
+def test_jumprelu_forward_and_threshold_gradient():
+    theta = torch.tensor([1.0, 1.0, 1.0, 1.0], requires_grad=True)
+    pre = torch.tensor([[0.5, 0.9996, 1.0004, 2.0]], requires_grad=True)
+    eps = 0.001
+    out = S.jumprelu(pre, theta, eps)
+    assert torch.equal(out.detach(), torch.tensor([[0.0, 0.0, 1.0004, 2.0]]))
+    out.sum().backward()
+    # d/dtheta = -(theta / eps) K((pre - theta) / eps): -1000 inside the window |pre - theta| < eps / 2, else 0
+    assert torch.allclose(theta.grad, torch.tensor([0.0, -1000.0, -1000.0, 0.0]))
+    assert torch.equal(pre.grad, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+
+
+def test_step_pseudo_gradient_equals_finite_difference_of_smoothed_step():
+    eps = 0.1
+    theta = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    pre = torch.tensor([[0.47, 0.53, 0.9]], dtype=torch.float64)
+    S.heaviside_step(pre, theta, eps).sum().backward()
+
+    def smoothed(t):   # H convolved with the rectangle kernel of width eps
+        return ((pre - t) / eps + 0.5).clamp(0, 1).sum(0)
+    h = 1e-6
+    fd = (smoothed(theta.detach() + h) - smoothed(theta.detach() - h)) / (2 * h)
+    assert torch.allclose(theta.grad, fd, atol=1e-6)
+    assert torch.allclose(theta.grad, torch.tensor([-10.0, -10.0, 0.0], dtype=torch.float64))
+
+
+def test_step_gives_no_gradient_to_pre_activations():
+    theta = torch.zeros(3, requires_grad=True)
+    pre = torch.randn(5, 3, generator=_gen(), requires_grad=True)
+    S.heaviside_step(pre, theta, 1.0).sum().backward()
+    assert torch.equal(pre.grad, torch.zeros(5, 3))
+
+
+# ----------------------------------------------------------------------------- variants
+KINDS = {
+    "relu": dict(l1_coeff=0.1), "topk": dict(k=4, aux_k=8), "batchtopk": dict(k=4, threshold_start=0),
+    "matryoshka": dict(k=4, prefixes=[8, 16]), "jumprelu": dict(l0_coeff=0.01, bandwidth=0.05),
+    "gated": dict(l1_coeff=0.1), "multi_topk": dict(k=4),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_decoder_columns_stay_unit_norm_and_loss_falls(kind):
+    g = _gen()
+    x, _ = S.superposition_data(2048, 16, 48, 0.05, generator=g)
+    x, _, _ = S.normalise(x)
+    m = S.make_sae(kind, 16, 64, generator=_gen(1), dead_tokens=512, **KINDS[kind])
+    hist = S.train_sae(m, x, steps=60, batch_size=256, lr=3e-3, generator=_gen(2), progress=False)
+    assert torch.allclose(m.W_dec.norm(dim=0), torch.ones(64), atol=1e-5)
+    assert sum(hist.train_loss[-10:]) < sum(hist.train_loss[:10])
+    ev = S.evaluate_sae(m, x)
+    assert 0 <= ev["fvu"] < 1 and ev["l0"] > 0
+
+
+def test_decoder_gradient_is_orthogonal_to_columns():
+    m = S.TopKSAE(8, 16, k=3, generator=_gen())
+    x = torch.randn(32, 8, generator=_gen(1))
+    m.loss(x)[0].backward()
+    assert torch.allclose((m.W_dec.grad * m.W_dec.detach()).sum(0), torch.zeros(16), atol=1e-6)
+
+
+def test_tied_init_transposes_decoder():
+    m = S.TopKSAE(8, 16, k=3, generator=_gen())
+    assert torch.equal(m.W_enc.detach(), m.W_dec.detach().T)
+    u = S.TopKSAE(8, 16, k=3, tied_init=False, generator=_gen())
+    assert not torch.equal(u.W_enc.detach(), u.W_dec.detach().T)
+
+
+def test_topk_sae_keeps_k_and_test_time_k():
+    m = S.TopKSAE(8, 32, k=3, generator=_gen())
+    x = torch.randn(20, 8, generator=_gen(1))
+    assert ((m.encode(x) != 0).sum(1) <= 3).all()
+    assert ((m.encode(x, k=10) != 0).sum(1) <= 10).all()
+
+
+def test_auxk_is_zero_without_dead_latents_and_reaches_only_dead_ones():
+    m = S.TopKSAE(8, 32, k=2, aux_k=4, dead_tokens=10, generator=_gen())
+    x = torch.randn(16, 8, generator=_gen(1))
+    pre = m.pre_acts(x)
+    assert float(m.aux_loss(pre, x)) == 0.0
+    dead = torch.zeros(32, dtype=torch.bool)
+    dead[[3, 7, 11, 20, 21]] = True
+    m.tokens_since_fired[dead] = 100
+    m.zero_grad()
+    pre = m.pre_acts(x)
+    aux = m.aux_loss(pre, x)
+    assert float(aux.detach()) > 0
+    aux.backward()
+    touched = m.W_enc.grad.abs().sum(1) != 0
+    assert not touched[~dead].any() and touched[dead].any()
+
+
+def test_matryoshka_first_prefix_reconstructs_on_its_own():
+    m = S.MatryoshkaSAE(8, 16, k=2, prefixes=[4], generator=_gen())
+    x = torch.randn(32, 8, generator=_gen(1))
+    f = S.batch_topk(m.pre_acts(x), 2)
+    total, x_hat = m._reconstruction(x, f)
+    x4 = m.b_dec + f[:, :4] @ m.W_dec[:, :4].T
+    expect = 0.5 * (x - x4).pow(2).sum(1).mean() + 0.5 * (x - m.decode(f)).pow(2).sum(1).mean()
+    assert torch.allclose(total, expect) and torch.allclose(x_hat, m.decode(f))
+
+
+def test_batchtopk_inference_uses_the_threshold():
+    m = S.BatchTopKSAE(8, 16, k=2, threshold_start=0, generator=_gen())
+    x = torch.randn(64, 8, generator=_gen(1))
+    m.loss(x)
+    assert float(m.threshold) > 0
+    m.eval()
+    f = m.encode(x)
+    assert (f[f > 0] > m.threshold).all()
+
+
+def test_gated_code_is_gate_times_magnitude():
+    m = S.GatedSAE(4, 6, l1_coeff=0.0, generator=_gen())
+    with torch.no_grad():
+        m.b_enc.copy_(torch.tensor([-10.0, 10, -10, 10, -10, 10]))
+    x = torch.randn(5, 4, generator=_gen(1))
+    f = m.encode(x)
+    assert torch.equal(f[:, ::2], torch.zeros(5, 3))
+    mag = torch.relu((x - m.b_dec) @ m.W_enc.T * m.r_mag.exp() + m.b_mag)
+    assert torch.allclose(f[:, 1::2], mag[:, 1::2])
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_fvu_perfect_is_zero_and_mean_predictor_is_one():
+    x = torch.randn(100, 5, generator=_gen())
+    assert S.fvu(x, x) == 0.0
+    assert math.isclose(S.fvu(x, x.mean(0).expand_as(x)), 1.0, rel_tol=1e-12)
+
+
+def test_shrinkage_of_a_scaled_reconstruction_is_the_scale():
+    x = torch.randn(100, 5, generator=_gen(), dtype=torch.float64)
+    assert math.isclose(S.shrinkage(x, 0.8 * x), 0.8, rel_tol=1e-12)
+
+
+def test_l0_dead_fraction_and_mmcs():
+    f = torch.tensor([[1.0, 0, 0, 2], [0, 0, 0, 3]])
+    assert S.l0(f) == 1.5 and S.dead_fraction(f) == 0.5
+    feats = torch.eye(3)
+    assert S.mmcs(feats, torch.eye(3)[:, [2, 0, 1]]) == 1.0
+
+
+def test_absorption_rate_counts_a_child_latent_that_took_the_parent_direction():
+    parent = torch.tensor([[1.0, 0.0]])
+    child_dir = torch.tensor([0.6, 0.8])                      # cos 0.6 with the parent
+    W_dec = torch.stack([parent[0], child_dir], 1)            # latent 0 = parent's, latent 1 = child's
+    f = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    parent_active = torch.tensor([[True], [True], [True], [False]])
+    child_active = torch.tensor([[True], [True], [False], [True]])
+    rate = S.absorption_rate(f, W_dec, parent, parent_active, child_active, torch.tensor([0]))
+    assert rate.tolist() == [0.5]                             # rows 0 (absorbed) and 1 (not) qualify
+
+
+# ----------------------------------------------------------------------------- data and toy model
+def test_hierarchy_children_imply_parents_and_alone_share():
+    h = S.hierarchy_data(20000, 16, n_parents=4, children_per_parent=3, n_independent=5, p_parent=0.2,
+                         p_alone=0.3, generator=_gen())
+    per_parent = h.child_active.view(-1, 4, 3)
+    assert (per_parent.sum(2) <= 1).all()
+    assert not (per_parent.any(2) & ~h.parent_active).any()
+    alone = (h.parent_active & ~per_parent.any(2)).sum() / h.parent_active.sum()
+    assert abs(float(alone) - 0.3) < 0.02
+    assert h.features.shape == (4 + 12 + 5, 16)
+
+
+def test_normalise_gives_unit_mean_square_norm_and_reuses_stats():
+    x = torch.randn(500, 7, generator=_gen()) * 5 + 3
+    xn, mu, sc = S.normalise(x)
+    assert torch.allclose(xn.mean(0), torch.zeros(7), atol=1e-5)
+    assert math.isclose(float(xn.pow(2).sum(1).mean()), 1.0, rel_tol=1e-5)
+    assert torch.allclose(S.normalise(x[:10], mu, sc)[0], xn[:10])
+
+
+def test_toy_model_superposition_measures():
+    W = torch.tensor([[1.0, 0.0, 0.6], [0.0, 1.0, 0.0]])     # (m=2, n=3): feature 2 overlaps feature 0
+    assert S.features_represented(W).tolist() == [3]
+    sup = S.superposition(W)[0]
+    assert torch.allclose(sup, torch.tensor([0.36, 0.0, 1.0]))
+
+
+def test_linear_toy_model_represents_about_m_features():
+    toy = S.train_toy_models([0.0, 0.9], n_features=8, d_hidden=3, relu=False, steps=600, batch_size=256,
+                             generator=_gen(), progress=False)
+    assert toy.W.shape == (2, 3, 8)
+    assert all(2 <= c <= 4 for c in S.features_represented(toy.W).tolist())
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("k", [0, -1, 17, 2.5])
+def test_bad_k_raises(k):
+    with pytest.raises(ValueError, match="k must be"):
+        S.TopKSAE(8, 16, k=k)
+
+
+def test_mismatched_d_in_raises():
+    m = S.TopKSAE(8, 16, k=2)
+    with pytest.raises(ValueError, match="d_in=8"):
+        m.encode(torch.randn(3, 9))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="kind must be"):
+        S.make_sae("sparse", 8, 16)
+    with pytest.raises(ValueError, match="l1_coeff"):
+        S.ReLUSAE(8, 16, l1_coeff=-1)
+    with pytest.raises(ValueError, match="prefixes"):
+        S.MatryoshkaSAE(8, 16, k=2, prefixes=[8, 4])
+    with pytest.raises(ValueError, match="sparsities"):
+        S.train_toy_models([1.0], generator=_gen())
+    with pytest.raises(ValueError, match="zero variance"):
+        S.fvu(torch.ones(4, 2), torch.zeros(4, 2))
