@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[bench,book,test]"
+	$(PY) -m pip install -q -e ".[bench,book,sae,test]"
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 

@@ -30,7 +30,8 @@ def main() -> int:
     scale = None if args.scale == "default" else args.scale
     for src in nbtools.chapters(args.chapters):
         dst = args.out / "book" / src.name
-        seconds = nbtools.execute(src, dst, scale=scale, seed=args.seed)
+        seconds = nbtools.execute(src, dst, scale=scale, seed=args.seed,
+                                  timeout=None if scale == "full" else 900)  # full: no per-cell limit
         print(f"{src.stem}: executed at scale {args.scale} in {seconds:.1f} s -> {dst}", flush=True)
         if args.refresh:
             nbtools.write(nbtools.strip(nbtools.read(dst)), src)

@@ -57,9 +57,9 @@ def strip(nb):
 
 
 def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None = None,
-            env: dict | None = None, timeout: int = 900) -> float:
+            env: dict | None = None, timeout: int | None = 900) -> float:
     """Execute ``src`` with papermill into ``dst`` (working directory: ``book/``), passing
-    ``SCALE``/``SEED`` only when given. Returns wall seconds."""
+    ``SCALE``/``SEED`` only when given; ``timeout`` is per cell (None: none). Returns wall seconds."""
     import papermill as pm
 
     params = {}
