@@ -2,7 +2,8 @@
 model of superposition, synthetic data with known features, and a trainer.
 """
 from .activations import batch_topk, heaviside_step, jumprelu, topk_relu
-from .data import HierarchyData, hierarchy_data, normalise, random_directions, superposition_data
+from .data import (HierarchyData, hierarchy_data, normalise, random_directions, residual_stream,
+                   superposition_data)
 from .metrics import (absorption_rate, cosine_matrix, dead_fraction, fvu, l0, latent_frequencies, mmcs,
                       shrinkage)
 from .model import (SAE, SAE_KINDS, BatchTopKSAE, GatedSAE, JumpReLUSAE, MatryoshkaSAE, ReLUSAE, TopKSAE,
@@ -15,7 +16,7 @@ __all__ = [
     "SAE", "ReLUSAE", "TopKSAE", "BatchTopKSAE", "MatryoshkaSAE", "JumpReLUSAE", "GatedSAE", "make_sae",
     "SAE_KINDS", "geometric_median",
     "fvu", "l0", "latent_frequencies", "dead_fraction", "shrinkage", "mmcs", "cosine_matrix", "absorption_rate",
-    "superposition_data", "hierarchy_data", "HierarchyData", "normalise", "random_directions",
+    "superposition_data", "hierarchy_data", "HierarchyData", "normalise", "random_directions", "residual_stream",
     "ToyModels", "train_toy_models", "features_represented", "superposition",
     "shuffled_batches", "train_sae", "evaluate_sae", "encode_all",
 ]

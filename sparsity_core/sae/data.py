@@ -8,6 +8,8 @@ r"""Data for sparse autoencoders: activations with known features, and real acti
   toy setting): a child can only be active with its parent; an active parent has no active
   child a fixed share of the time (``p_alone``) and otherwise exactly one, uniformly; plus
   independent features. Magnitudes :math:`U[0.5, 1.5]`.
+* :func:`residual_stream` -- a language model's residual stream after one block, token by
+  token (the activations SAEs are trained on), for the book's TinyGPT.
 * :func:`normalise` -- mean-centre and scale so that :math:`E\lVert x\rVert^2 = 1` (the
   targets' Sec. 0.2: BERT-family outlier dimensions otherwise confound dead latents; Gemma
   Scope trains on unit mean-square inputs). With it, the summed squared error of the SAE
@@ -23,7 +25,8 @@ from numbers import Integral
 import torch
 from torch import Tensor
 
-__all__ = ["superposition_data", "HierarchyData", "hierarchy_data", "normalise", "random_directions"]
+__all__ = ["superposition_data", "HierarchyData", "hierarchy_data", "normalise", "random_directions",
+           "residual_stream"]
 
 
 def _pos(value: object, name: str) -> int:
@@ -146,3 +149,36 @@ def normalise(x: Tensor, mean: Tensor | None = None, scale: float | None = None)
         if scale == 0:
             raise ValueError("x has zero variance")
     return centred / scale, mean, float(scale)
+
+
+@torch.no_grad()
+def residual_stream(model: torch.nn.Module, windows: Tensor, layer: int, batch_size: int = 64) -> Tensor:
+    """The residual stream leaving block ``layer`` of a :class:`~sparsity_core.models.TinyGPT`.
+
+    Args:
+        model: a TinyGPT (its ``blocks`` return ``(x, aux)``); run in eval mode here.
+        windows: ``(N, T)`` token ids, ``T <= block_size``.
+        layer: block index, ``0 <= layer < n_layer``.
+        batch_size: windows per forward pass.
+
+    Returns:
+        ``(N * T, d)`` float32, row ``i * T + t`` for token ``t`` of window ``i``.
+    """
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        raise TypeError("model must be a TinyGPT (a module with .blocks)")
+    if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < len(blocks):
+        raise ValueError(f"layer must be an int in [0, {len(blocks)}) (got {layer!r})")
+    if not isinstance(windows, Tensor) or windows.dim() != 2 or windows.dtype != torch.long:
+        raise TypeError("windows must be a (N, T) LongTensor of token ids")
+    out: list[Tensor] = []
+    hook = blocks[layer].register_forward_hook(lambda mod, args, res: out.append(res[0].detach()))
+    was = model.training
+    model.eval()
+    try:
+        for chunk in windows.split(_pos(batch_size, "batch_size")):
+            model(chunk)
+    finally:
+        hook.remove()
+        model.train(was)
+    return torch.cat(out).reshape(-1, out[0].shape[-1]).float()

@@ -50,6 +50,7 @@ from numbers import Integral
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .activations import batch_topk, check_k, heaviside_step, jumprelu, topk_relu
 
@@ -177,6 +178,21 @@ class SAE(nn.Module):
     def decode(self, f: Tensor) -> Tensor:
         """:math:`\\hat x = W_{dec} f + b_{dec}` ``(B, d)`` from ``f (B, n)``."""
         return f @ self.W_dec.T + self.b_dec
+
+    def decode_sparse(self, idx: Tensor, vals: Tensor) -> Tensor:
+        r""":math:`\hat x_b = \sum_j v_{bj} d_{i_{bj}} + b_{dec}` from the ``k`` active latents of each row.
+
+        A gather of ``k`` decoder columns per row (``F.embedding_bag`` with per-sample
+        weights), the CPU analogue of ``openai/sparse_autoencoder``'s sparse decoder kernel:
+        ``O(B k d)`` instead of the dense ``O(B n d)``.
+
+        Args:
+            idx: ``(B, k)`` long latent indices.
+            vals: ``(B, k)`` their activations (e.g. ``pre.topk(k)`` after ReLU).
+        """
+        if idx.shape != vals.shape or idx.dim() != 2:
+            raise ValueError(f"idx and vals must both be (B, k) (got {tuple(idx.shape)} and {tuple(vals.shape)})")
+        return F.embedding_bag(idx, self.W_dec.T, per_sample_weights=vals, mode="sum") + self.b_dec
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(x_hat (B, d), f (B, n))``."""

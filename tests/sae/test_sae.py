@@ -136,6 +136,26 @@ def test_auxk_is_zero_without_dead_latents_and_reaches_only_dead_ones():
     assert not touched[~dead].any() and touched[dead].any()
 
 
+def test_sparse_decode_equals_dense_decode():
+    m = S.TopKSAE(8, 64, k=5, generator=_gen())
+    x = torch.randn(10, 8, generator=_gen(1))
+    vals, idx = m.pre_acts(x).topk(5, dim=1)
+    vals = torch.relu(vals)
+    assert torch.allclose(m.decode_sparse(idx, vals), m.decode(m.encode(x)), atol=1e-6)
+
+
+def test_residual_stream_rows_follow_windows():
+    from sparsity_core.models import TinyGPT, TinyGPTConfig
+    model = TinyGPT(TinyGPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    ids = torch.randint(50, (3, 8), generator=_gen())
+    acts = S.residual_stream(model, ids, layer=1, batch_size=2)
+    assert acts.shape == (24, 16)
+    again = S.residual_stream(model, ids[1:2], layer=1)
+    assert torch.allclose(acts[8:16], again, atol=1e-5)
+    with pytest.raises(ValueError, match="layer"):
+        S.residual_stream(model, ids, layer=2)
+
+
 def test_matryoshka_first_prefix_reconstructs_on_its_own():
     m = S.MatryoshkaSAE(8, 16, k=2, prefixes=[4], generator=_gen())
     x = torch.randn(32, 8, generator=_gen(1))
