@@ -16,6 +16,8 @@ r"""What an SAE is judged by, each with its definition written down.
   the chapter's data are mean-centred).
 * :func:`mmcs` -- mean max cosine similarity: for each true feature, the best cosine with
   any decoder column, averaged (sharkey2022taking's MMCS, used by the targets for 6.2 (6)).
+* :func:`frontier_at` -- a sweep's FVU at a given L0, interpolated linearly in
+  :math:`\log L_0` (targets 6.2: SAEs are compared "at matched L0").
 * :func:`absorption_rate` -- for hierarchical data (see :func:`.data.hierarchy_data`): the
   fraction of tokens with a parent *and* one of its children active on which the parent's
   latent stays silent while another active latent carries the parent's direction
@@ -28,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["fvu", "l0", "latent_frequencies", "dead_fraction", "shrinkage", "mmcs", "cosine_matrix",
+__all__ = ["frontier_at", "fvu", "l0", "latent_frequencies", "dead_fraction", "shrinkage", "mmcs", "cosine_matrix",
            "absorption_rate"]
 
 
@@ -88,6 +90,28 @@ def cosine_matrix(a: Tensor, b: Tensor) -> Tensor:
 def mmcs(features: Tensor, W_dec: Tensor) -> float:
     """Mean over the true ``features (m, d)`` of the best cosine with a column of ``W_dec (d, n)``."""
     return float(cosine_matrix(features, W_dec.T).max(1).values.double().mean())
+
+
+def frontier_at(l0s, values, at: float) -> float:
+    """``values`` of a sweep (e.g. FVU) at ``L0 = at``, linear in ``log L0`` between the two
+    nearest runs; NaN when ``at`` lies outside the sweep's L0 range.
+
+    Args:
+        l0s: the runs' L0 (>0), any order.
+        values: the runs' values, same length.
+        at: the L0 to read the frontier at.
+    """
+    import numpy as np
+
+    x, y = np.log(np.asarray(l0s, dtype=float)), np.asarray(values, dtype=float)
+    if x.shape != y.shape or x.size < 1 or not np.isfinite(x).all():
+        raise ValueError("l0s and values must be equal-length, with every L0 > 0")
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    t = np.log(float(at))
+    if t < x[0] - 1e-12 or t > x[-1] + 1e-12:
+        return float("nan")
+    return float(np.interp(t, x, y))
 
 
 def absorption_rate(f: Tensor, W_dec: Tensor, parents: Tensor, parent_active: Tensor,

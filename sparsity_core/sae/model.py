@@ -201,18 +201,19 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def _count_firing(self, f: Tensor) -> None:
-        fired = (f > 0).any(0)
+        """Update ``tokens_since_fired`` with a training batch's codes ``f (B, n)``; remember its L0."""
+        active = f > 0
+        self._last_l0 = active.sum() / f.shape[0]
         self.tokens_since_fired += f.shape[0]
-        self.tokens_since_fired[fired] = 0
+        self.tokens_since_fired[active.any(0)] = 0
 
     def dead_mask(self) -> Tensor:
         """``(n,)`` bool: latents silent for at least ``dead_tokens`` training tokens."""
         return self.tokens_since_fired >= self.dead_tokens
 
-    def _logs(self, x: Tensor, x_hat: Tensor, f: Tensor, **extra: Tensor | float) -> dict[str, float]:
-        with torch.no_grad():
-            logs = {"mse": float(_sq_error(x, x_hat)), "l0": float((f > 0).sum(1).float().mean()),
-                    "dead": float(self.dead_mask().float().mean())}
+    def _logs(self, mse: Tensor, **extra: Tensor | float) -> dict[str, float]:
+        """Per-step numbers for the training history (after :meth:`_count_firing`)."""
+        logs = {"mse": float(mse.detach()), "l0": float(self._last_l0), "dead": float(self.dead_mask().float().mean())}
         logs.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in extra.items()})
         return logs
 
@@ -247,7 +248,7 @@ class ReLUSAE(SAE):
         self._count_firing(f)
         mse = _sq_error(x, x_hat)
         l1 = (f * self.W_dec.norm(dim=0)).sum(1).mean()
-        return mse + self.l1_coeff * l1, self._logs(x, x_hat, f, l1=l1)
+        return mse + self.l1_coeff * l1, self._logs(mse, l1=l1)
 
 
 class TopKSAE(SAE):
@@ -312,18 +313,22 @@ class TopKSAE(SAE):
     def loss(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         pre = self.pre_acts(x)
         total, x_hat, f = 0.0, None, None
+        mse = None
         for kk, w in self.nested_k.items():
             fk = topk_relu(pre, kk)
             xk = self.decode(fk)
-            total = total + w * _sq_error(x, xk)
-            if kk == self.k or f is None:
-                x_hat, f = xk, fk
-        if self.k not in self.nested_k:
-            f = topk_relu(pre, self.k)
-            x_hat = self.decode(f)
+            err = _sq_error(x, xk)
+            total = total + w * err
+            if kk == self.k:
+                x_hat, f, mse = xk, fk, err
+        if mse is None:
+            with torch.no_grad():
+                f = topk_relu(pre, self.k)
+                x_hat = self.decode(f)
+                mse = _sq_error(x, x_hat)
         self._count_firing(f)
         aux = self.aux_loss(pre, (x - x_hat).detach())
-        return total + self.aux_coeff * aux, self._logs(x, x_hat, f, aux=aux)
+        return total + self.aux_coeff * aux, self._logs(mse, aux=aux)
 
 
 class BatchTopKSAE(SAE):
@@ -385,7 +390,7 @@ class BatchTopKSAE(SAE):
         self._count_firing(f)
         rec, x_hat = self._reconstruction(x, f)
         aux = self.aux_loss(pre, (x - x_hat).detach())
-        return rec + self.aux_coeff * aux, self._logs(x, x_hat, f, aux=aux)
+        return rec + self.aux_coeff * aux, self._logs(_sq_error(x, x_hat), aux=aux)
 
 
 class MatryoshkaSAE(BatchTopKSAE):
@@ -470,7 +475,8 @@ class JumpReLUSAE(SAE):
         l0 = heaviside_step(pre, self.threshold, self.bandwidth).sum(1).mean()
         ramp = 1.0 if self.l0_warmup == 0 else min(1.0, (int(self.step) + 1) / self.l0_warmup)
         self.step += 1
-        return _sq_error(x, x_hat) + self.l0_coeff * ramp * l0, self._logs(x, x_hat, f)
+        mse = _sq_error(x, x_hat)
+        return mse + self.l0_coeff * ramp * l0, self._logs(mse, l0_penalty=l0)
 
 
 class GatedSAE(SAE):
@@ -517,7 +523,8 @@ class GatedSAE(SAE):
         gate_act = torch.relu(gate)
         l1 = (gate_act * self.W_dec.norm(dim=0)).sum(1).mean()
         aux = _sq_error(x, gate_act @ self.W_dec.detach().T + self.b_dec.detach())
-        return _sq_error(x, x_hat) + self.l1_coeff * l1 + aux, self._logs(x, x_hat, f, l1=l1, aux=aux)
+        mse = _sq_error(x, x_hat)
+        return mse + self.l1_coeff * l1 + aux, self._logs(mse, l1=l1, aux=aux)
 
 
 SAE_KINDS: dict[str, type[SAE]] = {c.kind: c for c in (ReLUSAE, TopKSAE, BatchTopKSAE, MatryoshkaSAE,

@@ -206,6 +206,13 @@ def test_l0_dead_fraction_and_mmcs():
     assert S.mmcs(feats, torch.eye(3)[:, [2, 0, 1]]) == 1.0
 
 
+def test_frontier_at_interpolates_in_log_l0_and_refuses_to_extrapolate():
+    l0s, fvus = [32, 8], [0.1, 0.3]
+    assert math.isclose(S.frontier_at(l0s, fvus, 16), 0.2)      # 16 is halfway between 8 and 32 in log
+    assert S.frontier_at(l0s, fvus, 8) == 0.3
+    assert math.isnan(S.frontier_at(l0s, fvus, 64))
+
+
 def test_absorption_rate_counts_a_child_latent_that_took_the_parent_direction():
     parent = torch.tensor([[1.0, 0.0]])
     child_dir = torch.tensor([0.6, 0.8])                      # cos 0.6 with the parent
