@@ -211,6 +211,10 @@ class SAE(nn.Module):
         """``(n,)`` bool: latents silent for at least ``dead_tokens`` training tokens."""
         return self.tokens_since_fired >= self.dead_tokens
 
+    def _weighted_l1(self, acts: Tensor) -> Tensor:
+        r""":math:`\sum_i a_i \lVert d_i\rVert`, averaged over rows of ``acts (B, n)`` (the L1 penalty of E2/E3)."""
+        return (acts * self.W_dec.norm(dim=0)).sum(1).mean()
+
     def _logs(self, mse: Tensor, **extra: Tensor | float) -> dict[str, float]:
         """Per-step numbers for the training history (after :meth:`_count_firing`)."""
         logs = {"mse": float(mse.detach()), "l0": float(self._last_l0), "dead": float(self.dead_mask().float().mean())}
@@ -247,7 +251,7 @@ class ReLUSAE(SAE):
         x_hat = self.decode(f)
         self._count_firing(f)
         mse = _sq_error(x, x_hat)
-        l1 = (f * self.W_dec.norm(dim=0)).sum(1).mean()
+        l1 = self._weighted_l1(f)
         return mse + self.l1_coeff * l1, self._logs(mse, l1=l1)
 
 
@@ -521,7 +525,7 @@ class GatedSAE(SAE):
         x_hat = self.decode(f)
         self._count_firing(f)
         gate_act = torch.relu(gate)
-        l1 = (gate_act * self.W_dec.norm(dim=0)).sum(1).mean()
+        l1 = self._weighted_l1(gate_act)
         aux = _sq_error(x, gate_act @ self.W_dec.detach().T + self.b_dec.detach())
         mse = _sq_error(x, x_hat)
         return mse + self.l1_coeff * l1 + aux, self._logs(mse, l1=l1, aux=aux)
