@@ -10,7 +10,8 @@ calibration batches. With the inputs of a ``Linear(d_in, d_out)`` stacked as row
     \text{SparseGPT:}\quad H = \frac{2}{N} X^\top X
 
 :class:`CalibrationCollector` accumulates :math:`X^\top X` (float64), the squared column
-norms :math:`\sum_n X_{nj}^2` and N, for every hooked layer, over all batches run
+norms :math:`\sum_n X_{nj}^2`, the column sums :math:`\sum_n X_{nj}` (DSnoT's means and
+variances) and N, for every hooked layer, over all batches run
 inside its ``with`` block. Its :meth:`~CalibrationCollector.add_batch` plays the role of
 SparseGPT's ``add_batch`` and Wanda's ``WrappedGPT.add_batch``.
 
@@ -47,11 +48,13 @@ class LayerStats:
     Attributes:
         xtx: ``(d_in, d_in)`` float64, the sum of ``X^T X`` (None if ``gram=False``).
         sq_norms: ``(d_in,)`` float64, the sum of squared values per input column.
+        sums: ``(d_in,)`` float64, the sum of values per input column.
         rows: N, the number of input rows seen.
     """
 
     xtx: torch.Tensor | None
     sq_norms: torch.Tensor
+    sums: torch.Tensor
     rows: int = 0
 
 
@@ -123,10 +126,12 @@ class CalibrationCollector:
         stats = self.stats.get(name)
         if stats is None:
             xtx = torch.zeros(d_in, d_in, dtype=torch.float64, device=x.device) if self.gram else None
-            stats = self.stats[name] = LayerStats(xtx, torch.zeros(d_in, dtype=torch.float64, device=x.device))
+            zeros = torch.zeros(d_in, dtype=torch.float64, device=x.device)
+            stats = self.stats[name] = LayerStats(xtx, zeros, zeros.clone())
         if stats.xtx is not None:
             stats.xtx += x.T @ x  # (d_in, d_in)
         stats.sq_norms += x.square().sum(dim=0)  # (d_in,)
+        stats.sums += x.sum(dim=0)  # (d_in,)
         stats.rows += x.shape[0]
 
     def _layer(self, name: str) -> nn.Linear:
@@ -157,3 +162,15 @@ class CalibrationCollector:
     def column_norms(self, name: str) -> torch.Tensor:
         r"""Wanda's :math:`\lVert X_{:,j} \rVert_2` over all N rows, ``(d_in,)`` float64."""
         return self._stats(name).sq_norms.sqrt()
+
+    def column_means(self, name: str) -> torch.Tensor:
+        r"""DSnoT's :math:`\mu_j = \frac1N \sum_n X_{nj}`, ``(d_in,)`` float64."""
+        stats = self._stats(name)
+        return stats.sums / stats.rows
+
+    def column_variances(self, name: str) -> torch.Tensor:
+        r"""DSnoT's :math:`\sigma_j^2 = \frac1N \sum_n X_{nj}^2 - \mu_j^2` (biased, as the
+        reference's ``torch.var(unbiased=False)``), ``(d_in,)`` float64, clamped at 0."""
+        stats = self._stats(name)
+        mean = stats.sums / stats.rows
+        return (stats.sq_norms / stats.rows - mean.square()).clamp_min(0.0)

@@ -25,6 +25,8 @@ def _assert_stats(cal, name, X):
     assert stats.rows == cal.rows(name) == X.shape[0]
     torch.testing.assert_close(cal.hessian(name), 2 * X.T @ X / X.shape[0], rtol=1e-10, atol=0)
     torch.testing.assert_close(cal.column_norms(name), X.norm(dim=0), rtol=1e-10, atol=0)
+    torch.testing.assert_close(cal.column_means(name), X.mean(dim=0), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(cal.column_variances(name), X.var(dim=0, unbiased=False), rtol=1e-8, atol=1e-12)
 
 
 def test_hand_worked_case():
@@ -35,6 +37,8 @@ def test_hand_worked_case():
     assert cal.stats["fc"].sq_norms.tolist() == [10.0, 20.0]
     assert cal.hessian("fc").tolist() == [[10.0, 14.0], [14.0, 20.0]]  # 2 X^T X / 2
     assert cal.column_norms("fc").tolist() == pytest.approx([10 ** 0.5, 20 ** 0.5], rel=1e-15)
+    assert cal.column_means("fc").tolist() == [2.0, 3.0]
+    assert cal.column_variances("fc").tolist() == [1.0, 1.0]     # (1-2)^2, (3-2)^2 averaged
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -20,7 +20,10 @@ directly.
 
 Methods: ``"magnitude"`` (``|W|``, one threshold per layer, SparseGPT's ``--gmp``
 baseline), ``"wanda"`` (:mod:`.wanda`, per output row), ``"sparsegpt"`` (:mod:`.sparsegpt`);
-each unstructured at ``sparsity`` or N:M with ``nm=(n, m)``.
+each unstructured at ``sparsity`` or N:M with ``nm=(n, m)``. ``"dsnot"`` (:mod:`.dsnot`,
+unstructured only) refines Wanda's mask by prune-and-grow swaps in every layer whose name
+inside the block does not start with one of ``dsnot_skip`` (default ``("mlp",)``, the
+reference's ``--skip_layer mlp``: attention only).
 
 Taught in: Chapter 3, "Pruning II".
 """
@@ -36,12 +39,13 @@ from torch import nn
 from ..calibration import CalibrationCollector
 from ..masks import pattern_mask
 from ..pretrained.collect import block_list
+from .dsnot import dsnot_mask
 from .sparsegpt import BLOCKSIZE, PERCDAMP, sparsegpt_prune
 from .wanda import wanda_mask
 
 __all__ = ["METHODS", "LayerRecord", "prune_sequential"]
 
-METHODS = ("magnitude", "wanda", "sparsegpt")
+METHODS = ("magnitude", "wanda", "sparsegpt", "dsnot")
 
 
 @dataclass
@@ -123,12 +127,16 @@ def _with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple
 
 
 def _prune_weight(method: str, weight: torch.Tensor, cal: CalibrationCollector | None, name: str,
-                  sparsity, nm, blocksize: int, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  sparsity, nm, blocksize: int, percdamp: float, refine: bool,
+                  dsnot_options: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
     if method == "magnitude":
         mask = pattern_mask(weight.abs(), sparsity=sparsity, nm=nm, scope="layer")
         return torch.where(mask, weight, 0.0), mask
-    if method == "wanda":
+    if method in ("wanda", "dsnot"):
         mask = wanda_mask(weight, cal.column_norms(name), sparsity=sparsity, nm=nm, scope="row")
+        if method == "dsnot" and refine:
+            mask = dsnot_mask(weight, mask, cal.column_means(name), cal.column_variances(name),
+                              cal.column_norms(name), **dsnot_options)
         return torch.where(mask, weight, 0.0), mask
     res = sparsegpt_prune(weight, cal.hessian(name), sparsity=sparsity, nm=nm,
                           blocksize=blocksize, percdamp=percdamp)
@@ -145,7 +153,8 @@ def _relative_error(before: torch.Tensor, after: torch.Tensor, xtx: torch.Tensor
 def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: str,
                      sparsity: float | None = None, nm: tuple[int, int] | None = None,
                      measure_error: bool = False, blocksize: int = BLOCKSIZE,
-                     percdamp: float = PERCDAMP, progress: bool = False) -> list[LayerRecord]:
+                     percdamp: float = PERCDAMP, dsnot_skip: tuple[str, ...] = ("mlp",),
+                     dsnot_options: Mapping | None = None, progress: bool = False) -> list[LayerRecord]:
     """Prune every ``Linear`` inside the transformer blocks of ``model``, in place.
 
     Args:
@@ -154,12 +163,17 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
         calibration: batches, each a ``(B, T)`` token-id tensor or a mapping of keyword
             arguments for the model (``input_ids``, ``attention_mask``); None only for
             ``method="magnitude"`` without ``measure_error``.
-        method: ``"magnitude"``, ``"wanda"`` or ``"sparsegpt"``.
+        method: ``"magnitude"``, ``"wanda"``, ``"sparsegpt"`` or ``"dsnot"`` (Wanda's mask
+            refined by :func:`~.dsnot.dsnot_mask`; unstructured only).
         sparsity: unstructured fraction pruned per layer, in [0, 1); or
         nm: ``(n, m)``: keep ``n`` of every ``m`` consecutive inputs.
         measure_error: also gather ``X^T X`` (always gathered for SparseGPT) and report each
             layer's relative reconstruction error.
         blocksize, percdamp: SparseGPT's settings.
+        dsnot_skip: for ``"dsnot"``, layers whose path inside the block starts with one of
+            these names keep Wanda's mask (default ``("mlp",)``, as the reference).
+        dsnot_options: keyword arguments for :func:`~.dsnot.dsnot_mask` (``max_cycles``,
+            ``update_threshold``, ``var_power``, ``same_sign``); default the reference's.
         progress: a tqdm bar over blocks.
 
     Returns:
@@ -171,6 +185,8 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS} (got {method!r})")
     pattern_mask(torch.ones(1, nm[1] if nm else 1), sparsity=sparsity, nm=nm)   # validate early
+    if method == "dsnot" and nm is not None:
+        raise ValueError("method='dsnot' is implemented for unstructured sparsity only (got nm)")
     needs_data = method != "magnitude" or measure_error
     if needs_data and calibration is None:
         raise ValueError(f"method={method!r}{' with measure_error' if measure_error else ''} needs calibration batches")
@@ -184,7 +200,8 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
         bar = tqdm(bar, desc=f"{method} {'%d:%d' % nm if nm else f'{sparsity:.0%}'}", leave=False)
     for i in bar:
         block = blocks[i]
-        layers = {f"{path}.{i}.{sub}": m for sub, m in block.named_modules() if isinstance(m, nn.Linear)}
+        subs = {f"{path}.{i}.{sub}": sub for sub, m in block.named_modules() if isinstance(m, nn.Linear)}
+        layers = {name: block.get_submodule(sub) for name, sub in subs.items()}
         cal = None
         if needs_data:
             with CalibrationCollector(block, layers, gram=gram) as cal:
@@ -193,7 +210,9 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
         for name, layer in layers.items():
             before = layer.weight.detach().clone()
             t0 = time.perf_counter()
-            after, mask = _prune_weight(method, before, cal, name, sparsity, nm, blocksize, percdamp)
+            refine = subs[name].split(".")[0] not in dsnot_skip
+            after, mask = _prune_weight(method, before, cal, name, sparsity, nm, blocksize, percdamp, refine,
+                                        dsnot_options or {})
             seconds = time.perf_counter() - t0
             error = _relative_error(before, after, cal.stats[name].xtx) if gram else None
             layer.weight.copy_(after)
