@@ -119,31 +119,26 @@ def dsnot_mask(weight: torch.Tensor, mask: torch.Tensor, means: torch.Tensor, va
     #   grow_neg: pruned weights with c < 0, most negative first (eps < 0)
     #   prune_neg: kept weights with c < 0, smallest Wanda score first (eps > 0)
     #   prune_pos: kept weights with c > 0, smallest Wanda score first (eps < 0)
-    lists = {
-        "grow_pos": torch.where(~kept & (c > 0), -grow, inf),
-        "grow_neg": torch.where(~kept & (c < 0), grow, inf),
-        "prune_neg": torch.where(kept & (c < 0), wanda, inf),
-        "prune_pos": torch.where(kept & (c > 0), wanda, inf),
-    }
-    order = {k: v.sort(dim=1, stable=True) for k, v in lists.items()}
+    # Non-candidates get +inf, which no candidate's key reaches (grow keys are <= 0 or -inf
+    # at zero variance, Wanda scores are finite), so they sort after every candidate.
+    members = {"grow_pos": ~kept & (c > 0), "grow_neg": ~kept & (c < 0),
+               "prune_neg": kept & (c < 0), "prune_pos": kept & (c > 0)}
+    keys = {"grow_pos": -grow, "grow_neg": grow, "prune_neg": wanda, "prune_pos": wanda}
+    order = {k: torch.where(m, keys[k], inf).sort(dim=1, stable=True).indices for k, m in members.items()}
+    count = {k: m.sum(dim=1) for k, m in members.items()}          # (D_out,) candidates per row
     rows = torch.arange(W.shape[0])
-    ptr = {k: torch.zeros(W.shape[0], dtype=torch.long) for k in lists}
+    ptr = {k: torch.zeros(W.shape[0], dtype=torch.long) for k in members}
     sign0 = torch.sign(eps)
     active = torch.ones(W.shape[0], dtype=torch.bool)
     for _ in range(max_cycles):
         positive = eps > 0
-        picks = {}
-        for k in lists:
-            p = ptr[k].clamp_max(W.shape[1] - 1)
-            picks[k] = (order[k].indices[rows, p], order[k].values[rows, p], p)
-        g_idx = torch.where(positive, picks["grow_pos"][0], picks["grow_neg"][0])
-        g_ok = torch.isfinite(torch.where(positive, picks["grow_pos"][1], picks["grow_neg"][1]))
-        p_idx = torch.where(positive, picks["prune_neg"][0], picks["prune_pos"][0])
-        p_ok = torch.isfinite(torch.where(positive, picks["prune_neg"][1], picks["prune_pos"][1]))
-        in_range = torch.where(positive, (ptr["grow_pos"] < W.shape[1]) & (ptr["prune_neg"] < W.shape[1]),
-                               (ptr["grow_neg"] < W.shape[1]) & (ptr["prune_pos"] < W.shape[1]))
+        pick = {k: order[k][rows, ptr[k].clamp_max(W.shape[1] - 1)] for k in members}
+        left = {k: ptr[k] < count[k] for k in members}              # the list is not exhausted
+        g_idx = torch.where(positive, pick["grow_pos"], pick["grow_neg"])
+        p_idx = torch.where(positive, pick["prune_neg"], pick["prune_pos"])
+        available = torch.where(positive, left["grow_pos"] & left["prune_neg"], left["grow_neg"] & left["prune_pos"])
         after = eps + c[rows, p_idx] - c[rows, g_idx]
-        active &= (eps.abs() > update_threshold) & g_ok & p_ok & in_range
+        active &= (eps.abs() > update_threshold) & available
         if same_sign:
             active &= torch.sign(after) == sign0
         if not active.any():

@@ -31,6 +31,10 @@ def test_hand_worked_two_cycles():
     # The grow order follows c / var: with equal variances index 1 (-0.3) is grown instead.
     out = dsnot_mask(W, mask, ONES6, ONES6, ONES6)
     assert out.tolist() == [[True, True, False, True, False, False]]
+    # A constant input (zero variance) has an infinite grow score: it is grown first.
+    var0 = var.clone()
+    var0[1] = 0.0
+    assert torch.equal(dsnot_mask(W, mask, ONES6, var0, ONES6), out)
 
 
 def test_nothing_moves_without_cycles_or_above_the_threshold():
