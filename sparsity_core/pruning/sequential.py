@@ -171,7 +171,8 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
             layer's relative reconstruction error.
         blocksize, percdamp: SparseGPT's settings.
         dsnot_skip: for ``"dsnot"``, layers whose path inside the block starts with one of
-            these names keep Wanda's mask (default ``("mlp",)``, as the reference).
+            these names keep Wanda's mask (default ``("mlp",)``, as the reference; it names
+            the feed-forward of Llama and TinyGPT blocks, not BERT's ``intermediate``/``output``).
         dsnot_options: keyword arguments for :func:`~.dsnot.dsnot_mask` (``max_cycles``,
             ``update_threshold``, ``var_power``, ``same_sign``); default the reference's.
         progress: a tqdm bar over blocks.
@@ -187,6 +188,8 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
     pattern_mask(torch.ones(1, nm[1] if nm else 1), sparsity=sparsity, nm=nm)   # validate early
     if method == "dsnot" and nm is not None:
         raise ValueError("method='dsnot' is implemented for unstructured sparsity only (got nm)")
+    if isinstance(dsnot_skip, str):
+        dsnot_skip = (dsnot_skip,)
     needs_data = method != "magnitude" or measure_error
     if needs_data and calibration is None:
         raise ValueError(f"method={method!r}{' with measure_error' if measure_error else ''} needs calibration batches")

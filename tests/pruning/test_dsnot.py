@@ -92,6 +92,11 @@ def test_pipeline_refines_attention_only_and_keeps_exact_sparsity():
     mlp, attn = "blocks.0.mlp.c_fc.weight", "blocks.0.attn.c_attn.weight"
     assert torch.equal(params[0][mlp] != 0, params[1][mlp] != 0)
     assert not torch.equal(params[0][attn] != 0, params[1][attn] != 0)
+    # a bare string is one name, not a set of substrings: "attn_mlp" matches no layer
+    bare, none = _tinygpt(), _tinygpt()
+    prune_sequential(bare, _batches(), method="dsnot", sparsity=0.7, dsnot_skip="attn_mlp")
+    prune_sequential(none, _batches(), method="dsnot", sparsity=0.7, dsnot_skip=())
+    assert all(torch.equal(a, b) for a, b in zip(bare.parameters(), none.parameters()))
     with pytest.raises(ValueError, match="unstructured"):
         prune_sequential(_tinygpt(), _batches(), method="dsnot", nm=(2, 4))
 
