@@ -12,8 +12,11 @@ dense and the sparse output is
     \varepsilon_i = \mathbb{E}\big[(W x)_i - ((M \odot W) x)_i\big]
                   = \textstyle\sum_{j:\,M_{ij}=0} c_{ij} .
 
-Each cycle, for every row still updating (the paper's Sec. 3, "growing" and "pruning"
-criteria; ``zyxxmu/DSnoT`` ``lib/prune.py::prune_DSnoT``):
+Each cycle, for every row still updating (the paper's pruning and growing criteria, which
+its abstract describes as "the anticipated reduction in reconstruction error for pruning and
+growing, as well as the variance w.r.t. different input data for growing"; the exact rules
+below follow the reference code ``zyxxmu/DSnoT`` ``lib/prune.py::prune_DSnoT``, as we could
+not check them against the paper's equations):
 
 * **grow** the pruned weight whose contribution has the sign of :math:`\varepsilon_i` and the
   largest :math:`|c_{ij}| / \sigma_j^{2p}` (``var_power`` :math:`p` = 1): reviving it moves
@@ -73,7 +76,8 @@ def dsnot_mask(weight: torch.Tensor, mask: torch.Tensor, means: torch.Tensor, va
                column_norms: torch.Tensor, *, max_cycles: int = MAX_CYCLES,
                update_threshold: float = UPDATE_THRESHOLD, var_power: float = VAR_POWER,
                same_sign: bool = False) -> torch.Tensor:
-    r"""Refine ``mask`` by DSnoT's per-row prune-and-grow swaps (see the module docstring).
+    r"""Refine ``mask`` by DSnoT's per-row prune-and-grow swaps (zhang2023dynamic; the rules
+    and their source are in the module docstring).
 
     Args:
         weight: ``(D_out, D_in)`` the dense weight.
