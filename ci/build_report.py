@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from sparsity_core import paths
+from sparsity_core.claims import load_paper_claims
 from sparsity_core.report import chapter_records, report_markdown
 
 
@@ -14,7 +15,7 @@ def main() -> int:
                     help="fail if the committed page differs from what the records give")
     args = ap.parse_args()
     page = paths.repo_root() / "book" / "reproducibility.md"
-    text = report_markdown(chapter_records(paths.committed_results_dir()))
+    text = report_markdown(chapter_records(paths.committed_results_dir()), load_paper_claims())
     if args.check:
         if not page.exists() or page.read_text(encoding="utf-8") != text:
             print(f"{page} is stale: run `python ci/build_report.py`", file=sys.stderr)

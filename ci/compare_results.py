@@ -1,16 +1,40 @@
-"""Compare a fresh run's results JSON with the committed record, chapter by chapter.
+"""Compare each chapter's fresh results record with its committed record.
 
 Usage: python ci/compare_results.py FRESH_DIR [COMMITTED_DIR]
-Exits 1 if any committed chapter is missing from FRESH_DIR or differs (stamp ignored;
-each claim's measured value within its own repro_rtol; speed claims by status only).
+
+The chapters are those listed in ``_toc.yml`` (not the records that happen to exist): a
+chapter whose committed or fresh record is missing fails. Records are compared by
+``sparsity_core.claims.compare_records``: every field but the stamp and the free-text note
+equal, each measured value within the tolerance that ``data/paper_claims.csv`` gives for
+its claim, speed claims by status only, and no unexpected pass. Every claim of the CSV must
+belong to a chapter of the table of contents. Exits 1 on any problem.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import nbtools
+
 from sparsity_core import paths
-from sparsity_core.claims import compare_records, load_record
+from sparsity_core.claims import compare_records, load_paper_claims, load_record
+
+
+def problems_for(fresh_dir: Path, committed_dir: Path, chapters: list[str]) -> list[str]:
+    """Every problem, one line each, prefixed by its chapter."""
+    rows = load_paper_claims()
+    out = [f"{cid}: chapter {row.chapter!r} of data/paper_claims.csv is not in _toc.yml"
+           for cid, row in rows.items() if row.chapter not in chapters]
+    for chapter in chapters:
+        committed, fresh = committed_dir / f"{chapter}.json", fresh_dir / f"{chapter}.json"
+        missing = [f"no {name} record at {p}" for name, p in (("committed", committed), ("fresh", fresh))
+                   if not p.exists()]
+        if missing:
+            out += [f"{chapter}: {m}" for m in missing]
+            continue
+        own = {cid: row for cid, row in rows.items() if row.chapter == chapter}
+        out += [f"{chapter}: {p}" for p in compare_records(load_record(committed), load_record(fresh), own)]
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -19,24 +43,18 @@ def main(argv: list[str]) -> int:
         return 2
     fresh_dir = Path(argv[0])
     committed_dir = Path(argv[1]) if len(argv) == 2 else paths.committed_results_dir()
-    committed = sorted(p for p in committed_dir.glob("*.json") if p.stem.count(".") == 0)
-    if not committed:
-        print(f"no committed records in {committed_dir}", file=sys.stderr)
+    chapters = nbtools.toc_chapters()
+    if not chapters:
+        print("no chapters in _toc.yml", file=sys.stderr)
         return 1
-    bad = 0
-    for path in committed:
-        fresh = fresh_dir / path.name
-        if not fresh.exists():
-            print(f"{path.stem}: no fresh record at {fresh}")
-            bad += 1
-            continue
-        problems = compare_records(load_record(path), load_record(fresh))
-        for p in problems:
-            print(f"{path.stem}: {p}")
-        bad += bool(problems)
-        if not problems:
-            print(f"{path.stem}: fresh results agree with the committed record")
-    return 1 if bad else 0
+    problems = problems_for(fresh_dir, committed_dir, chapters)
+    for p in problems:
+        print(p)
+    bad = {p.split(":", 1)[0] for p in problems}
+    for chapter in chapters:
+        if chapter not in bad:
+            print(f"{chapter}: fresh results agree with the committed record")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

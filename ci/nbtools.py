@@ -30,9 +30,47 @@ def chapters(names: list[str] | None = None) -> list[Path]:
     return found
 
 
+def toc_chapters(toc: Path | None = None) -> list[str]:
+    """The chapter stems (``01_sdr``) that ``_toc.yml`` lists, in book order: the chapters
+    whose records must exist and agree."""
+    import yaml
+
+    data = yaml.safe_load((toc or ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    stems = [Path(f).name for f in files if Path(f).parent.name == "book"]
+    return [s for s in stems if CHAPTER_RE.match(s + ".ipynb")]
+
+
 def is_checked(cell) -> bool:
     """Whether a cell is the nbval-checked scorecard cell."""
     return cell.cell_type == "code" and CHECK_MARK in cell.source
+
+
+def scorecard_cell_problems(nb) -> list[str]:
+    """What is wrong with a chapter's scorecard cells: there must be exactly one checked
+    cell, it must be the last code cell, and it must call ``card.finish()``."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    checked = [i for i, c in enumerate(code) if is_checked(c)]
+    if len(checked) != 1:
+        return [f"{len(checked)} cells marked {CHECK_MARK!r}; a chapter has exactly one"]
+    problems = []
+    if checked[0] != len(code) - 1:
+        problems.append("the checked scorecard cell is not the last code cell")
+    if "card.finish()" not in code[checked[0]].source:
+        problems.append("the checked scorecard cell does not call card.finish()")
+    return problems
 
 
 def strip(nb):

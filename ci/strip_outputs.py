@@ -1,7 +1,8 @@
 """Strip outputs from committed chapters (all but the scorecard cell), in place.
 
   python ci/strip_outputs.py [--check] [book/NN_name.ipynb ...]
-With --check, exit 1 if any chapter would change (a committed chapter with stray outputs).
+With --check, exit 1 if any chapter would change (a committed chapter with stray outputs)
+or does not have exactly one scorecard cell (the last code cell, calling card.finish()).
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ def main() -> int:
     bad = 0
     for path in args.notebooks or nbtools.chapters():
         nb = nbtools.read(path)
+        for problem in nbtools.scorecard_cell_problems(nb):
+            print(f"{path}: {problem}")
+            bad += 1
         stripped = nbtools.strip(copy.deepcopy(nb))
         if stripped != nb:
             if args.check:

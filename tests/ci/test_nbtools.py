@@ -1,6 +1,7 @@
 """The notebook plumbing: stripping keeps exactly the scorecard cell, and nbval catches a
 hand-edited scorecard output (the mechanism that keeps committed results honest)."""
 import copy
+import re
 import subprocess
 import sys
 
@@ -57,3 +58,55 @@ def test_nbval_passes_fresh_and_fails_hand_edited(executed, tmp_path):
     nbformat.write(edited, str(bad))
     r = _nbval(bad)
     assert r.returncode != 0, r.stdout
+
+
+def _chapter_like(n_checked, *, last=True, finish=True):
+    nb = nbformat.v4.new_notebook()
+    source = f"{nbtools.CHECK_MARK}\n" + ("record = card.finish()" if finish else "print(1)")
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")] + [nbformat.v4.new_code_cell(source) for _ in range(n_checked)]
+    if not last:
+        nb.cells.append(nbformat.v4.new_code_cell("y = 2"))
+    return nb
+
+
+def test_exactly_one_scorecard_cell():
+    assert nbtools.scorecard_cell_problems(_chapter_like(1)) == []
+    assert "2 cells marked" in nbtools.scorecard_cell_problems(_chapter_like(2))[0]
+    assert "0 cells marked" in nbtools.scorecard_cell_problems(_chapter_like(0))[0]
+    assert "not the last" in nbtools.scorecard_cell_problems(_chapter_like(1, last=False))[0]
+    assert "card.finish()" in nbtools.scorecard_cell_problems(_chapter_like(1, finish=False))[0]
+
+
+def test_strip_check_rejects_a_chapter_with_two_scorecard_cells(tmp_path):
+    path = tmp_path / "99_toy.ipynb"
+    nbformat.write(_chapter_like(2), str(path))
+    r = subprocess.run([sys.executable, str(paths.repo_root() / "ci" / "strip_outputs.py"), "--check", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "2 cells marked" in r.stdout
+
+
+def test_every_chapter_has_one_scorecard_cell_and_is_in_the_toc():
+    toc = nbtools.toc_chapters()
+    found = [p.stem for p in nbtools.chapters()]
+    assert sorted(toc) == sorted(found), "every chapter notebook is listed in _toc.yml and vice versa"
+    for path in nbtools.chapters():
+        assert nbtools.scorecard_cell_problems(nbtools.read(path)) == [], path.name
+
+
+def test_no_chapter_writes_a_status_or_a_reason():
+    # statuses and reasons come from data/paper_claims.csv, never from a notebook
+    forbidden = re.compile(r"not_reproduced_reason|repro_rtol|repro_atol|\breason\s*=|status\s*=\s*[\"']"
+                           r"|expected_reason")
+    for path in nbtools.chapters():
+        for cell in nbtools.read(path).cells:
+            if cell.cell_type == "code":
+                assert not forbidden.search(cell.source), (path.name, forbidden.search(cell.source).group(0))
+
+
+def test_toc_chapters_reads_nested_parts(tmp_path):
+    toc = tmp_path / "_toc.yml"
+    toc.write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n"
+                   "      - file: book/01_sdr\n      - file: book/reproducibility\n"
+                   "  - caption: B\n    chapters:\n      - file: book/07_sae\n        sections:\n"
+                   "          - file: book/07_sae_scaling\n")
+    assert nbtools.toc_chapters(toc) == ["01_sdr", "07_sae", "07_sae_scaling"]
