@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Mapping, Sequence
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -376,8 +375,10 @@ class SparsityReport(_DensityOf):
                 return t
         raise KeyError(name)
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pandas.DataFrame":
         """One row per tensor plus a ``total`` row: name, numel, nonzero, density, sparsity."""
+        import pandas as pd   # only here: importing the masks module stays light
+
         rows = [(t.name, t.numel, t.nonzero, t.density, t.sparsity) for t in self.tensors]
         rows.append(("total", self.numel, self.nonzero, self.density, self.sparsity))
         return pd.DataFrame(rows, columns=["name", "numel", "nonzero", "density", "sparsity"])

@@ -151,6 +151,10 @@ class ConstantSchedule:
         _int("t0", self.t0, 0)
 
     def __call__(self, step: int) -> float:
+        """0 (dense) before ``t0``, ``sparsity`` from ``t0`` on."""
+        if step < self.t0:
+            _int("step", step, 0)
+            return 0.0
         return constant_sparsity(step, sparsity=self.sparsity)
 
     def is_update_step(self, step: int) -> bool:

@@ -60,3 +60,10 @@ def test_cosine_drop_fraction():
 def test_bad_input_raises(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_constant_schedule_is_zero_before_t0():
+    # "sparsity from step t0 on": dense before the one-shot step, then the target
+    once = ConstantSchedule(0.5, t0=3)
+    assert [once(t) for t in range(6)] == [0.0, 0.0, 0.0, 0.5, 0.5, 0.5]
+    assert ConstantSchedule(0.7)(0) == 0.7

@@ -36,7 +36,11 @@ def load_tinygpt(size: str = "small", *, verify: bool = True, dtype: torch.dtype
         raise FileNotFoundError(f"{path} is missing; build it with `python -m sparsity_core.assets build tinygpt`")
     with safe_open(str(path), framework="pt") as f:
         config = TinyGPTConfig(**json.loads(f.metadata()["config"]))
-    model = TinyGPT(config)
+    # the weights are overwritten below; the modules' default init draws from the global RNG,
+    # so build them with that state saved and restored: loading a model never advances the
+    # RNG a chapter has seeded
+    with torch.random.fork_rng(devices=[]):
+        model = TinyGPT(config, generator=torch.Generator().manual_seed(0))
     state = {k: v.to(dtype) for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:

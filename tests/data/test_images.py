@@ -17,8 +17,10 @@ from sparsity_core.data import images
 
 @pytest.fixture(scope="module")
 def mnist():
-    with no_network():
-        return load_mnist()
+    with no_network() as attempts:
+        data = load_mnist()
+    assert attempts == [], f"load_mnist tried to connect to {attempts}"
+    return data
 
 
 def _check(d: ImageData, shape, sizes, lo=0.0, hi=1.0):
@@ -32,14 +34,30 @@ def _check(d: ImageData, shape, sizes, lo=0.0, hi=1.0):
 
 
 def test_no_network_guard_works():
-    with no_network(), pytest.raises(OSError, match="network"):
+    with no_network() as attempts, pytest.raises(OSError, match="network"):
         socket.create_connection(("127.0.0.1", 9))
+    assert attempts == [("127.0.0.1", 9)]
+
+
+def test_no_network_guard_records_an_attempt_a_loader_swallowed():
+    # a loader that catches the refused connection and falls back to a local copy still
+    # leaves its attempt behind, which the loader tests assert is absent
+    def loader_with_fallback():
+        try:
+            socket.create_connection(("127.0.0.1", 9))
+        except OSError:
+            return "local copy"
+
+    with no_network() as attempts:
+        assert loader_with_fallback() == "local copy"
+    assert attempts == [("127.0.0.1", 9)]
 
 
 def test_small_loaders_open_no_connection():
-    with no_network():
+    with no_network() as attempts:
         load_digits()
         load_mnist1d(num_samples=100)
+    assert attempts == [], f"a loader tried to connect to {attempts}"
 
 
 def test_digits_shapes_ranges_sizes():

@@ -26,8 +26,9 @@ N_VERBATIM = {"train": 480, "dev": 151, "test": 161}
 
 @pytest.fixture(autouse=True, scope="module")
 def _refuse_network():
-    with no_network():
+    with no_network() as attempts:
         yield
+    assert attempts == [], f"a retrieval loader tried to connect to {attempts}"
 
 @pytest.fixture(scope="module")
 def bench_all():
@@ -40,8 +41,10 @@ def distractors():
 
 
 def test_network_is_blocked():
-    with pytest.raises(OSError, match="network"):
+    # its own guard inside the module's, so this deliberate attempt is not the loaders'
+    with no_network() as attempts, pytest.raises(OSError, match="network"):
         socket.create_connection(("127.0.0.1", 9), timeout=0.1)
+    assert attempts == [("127.0.0.1", 9)]
 
 
 def test_counts(bench_all):

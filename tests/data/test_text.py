@@ -35,8 +35,10 @@ def corpora():
     """Both corpora and the committed tokenizer, loaded (from scratch) with the network refused."""
     load_shakespeare.cache_clear()
     load_kjv.cache_clear()
-    with no_network():
-        return {"shakespeare": load_shakespeare(), "kjv": load_kjv(), "bpe": load_bpe_tokenizer()}
+    with no_network() as attempts:
+        loaded = {"shakespeare": load_shakespeare(), "kjv": load_kjv(), "bpe": load_bpe_tokenizer()}
+    assert attempts == [], f"a text loader tried to connect to {attempts}"
+    return loaded
 
 
 @pytest.fixture(scope="module")

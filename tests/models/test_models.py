@@ -123,3 +123,42 @@ def test_num_params_counts_tied_weights_once_and_skips_embeddings():
 
     assert num_params(Tied(), non_embedding=False) == 40 + 20
     assert num_params(Tied()) == 20
+
+
+def test_cnn1d_known_answer_value_and_gradients():
+    # one conv channel, kernel [1, 1, 1], stride 2, padding 1 on x = [1, 2, 3, 4]:
+    # windows [0, 1, 2] and [2, 3, 4] -> [3, 9]; ReLU keeps them; head [1, -1] + 0.5 -> -5.5
+    model = CNN1d(channels=(1,), kernel_size=3, num_classes=1, length=4).double()
+    with torch.no_grad():
+        model.features.conv1.weight.copy_(torch.ones(1, 1, 3))
+        model.features.conv1.bias.zero_()
+        model.head.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model.head.bias.fill_(0.5)
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    assert out.item() == -5.5
+    out.sum().backward()
+    torch.testing.assert_close(model.head.weight.grad, torch.tensor([[3.0, 9.0]], dtype=torch.float64))
+    # d out / d kernel = 1 * [0, 1, 2] - 1 * [2, 3, 4]; the bias gradient cancels (1 - 1)
+    torch.testing.assert_close(model.features.conv1.weight.grad, torch.full((1, 1, 3), -2.0, dtype=torch.float64))
+    assert model.features.conv1.bias.grad.item() == 0.0
+    # d out / d x: x_1 and x_2 feed only the first window, x_3 only the second, x_2 is shared
+    torch.testing.assert_close(x.grad, torch.tensor([[1.0, 0.0, -1.0, -1.0]], dtype=torch.float64))
+
+
+def test_cnn2d_known_answer_value_and_gradient():
+    # an identity 3x3 kernel passes [[1, 2], [3, 4]] through; ReLU keeps it; the 2x2 max-pool
+    # picks 4; the 1x1 average pool keeps 4; head 2 * 4 + 1 = 9; only the maximum gets gradient
+    model = CNN2d(channels=(1,), num_classes=1, pool=1).double()
+    with torch.no_grad():
+        kernel = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
+        kernel[0, 0, 1, 1] = 1.0
+        model.features.conv1.weight.copy_(kernel)
+        model.features.conv1.bias.zero_()
+        model.head.weight.fill_(2.0)
+        model.head.bias.fill_(1.0)
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64, requires_grad=True)
+    out = model(x)
+    assert out.item() == 9.0
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[[[0.0, 0.0], [0.0, 2.0]]]], dtype=torch.float64))

@@ -315,9 +315,23 @@ def test_init_scheme_and_generator():
 
 def test_dropout_trains_on_both_paths():
     model = _model(TinyGPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1))
+    idx = _tokens(vocab=11)
+    eval_loss = {}
     for explicit in (False, True):
         model.blocks[0].attn.explicit = explicit
-        model(_tokens(), _tokens()).loss.backward()
+        model.train()
+        model.zero_grad()
+        losses = [model(idx, idx).loss for _ in range(2)]
+        assert losses[0].item() != losses[1].item(), "dropout is active in training mode"
+        losses[0].backward()
+        for name, p in model.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, (explicit, name)
+        model.eval()
+        with torch.no_grad():
+            a, b = model(idx, idx).loss, model(idx, idx).loss
+        assert a.item() == b.item(), "no dropout in eval mode"
+        eval_loss[explicit] = a
+    torch.testing.assert_close(eval_loss[False], eval_loss[True])   # both attention paths agree without dropout
 
 
 def test_presets_sizes():
