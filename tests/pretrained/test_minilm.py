@@ -56,6 +56,16 @@ def test_encode_equals_sentence_transformers(minilm):
     torch.testing.assert_close(got.norm(dim=1), torch.ones(len(TEXTS)))
 
 
+def test_encode_is_batch_invariant_truncates_and_handles_empty(minilm):
+    model, tokenizer, _ = minilm
+    one, all_ = encode(TEXTS, model, tokenizer, batch_size=1), encode(TEXTS, model, tokenizer, batch_size=64)
+    torch.testing.assert_close(one, all_, atol=1e-5, rtol=0)      # padding is masked out
+    short = encode([LONG], model, tokenizer, max_length=16)
+    head = tokenizer.decode(tokenizer(LONG)["input_ids"][1:15])    # the 14 tokens between CLS and SEP
+    torch.testing.assert_close(short, encode([head], model, tokenizer), atol=1e-5, rtol=0)
+    assert encode([], model, tokenizer).shape == (0, 384)
+
+
 def test_encode_rejects_a_bare_string(minilm):
     model, tokenizer, _ = minilm
     with pytest.raises(TypeError, match="list of strings"):
