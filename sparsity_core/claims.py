@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from . import paths
 from .bench import hardware_fingerprint
 
@@ -305,8 +307,15 @@ class Scorecard:
                            f"for chapter {self.chapter!r}")
         if claim_id in self.claims:
             raise ValueError(f"claim {claim_id!r} recorded twice")
-        if not isinstance(passed, bool):
-            passed = bool(passed)   # numpy booleans
+        # a truthy non-boolean (the string "False", a one-element tensor) would pass silently
+        if not isinstance(passed, (bool, np.bool_)):
+            raise TypeError(f"claim {claim_id!r}: passed must be a bool (got {type(passed).__name__})")
+        passed = bool(passed)
+        for name, text in (("setting", setting), ("check", check)):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"claim {claim_id!r}: {name} must be a non-empty string (got {text!r})")
+        if not isinstance(note, str):
+            raise TypeError(f"claim {claim_id!r}: note must be a string (got {type(note).__name__})")
         if measured is not None:
             measured = float(measured)
             if not math.isfinite(measured):

@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from sparsity_core import claims, paths
 from sparsity_core.claims import (Scorecard, ScorecardFailure, compare_records, decide_status,
@@ -180,17 +182,28 @@ def test_unrecorded_claim_cannot_be_dropped(card):
 
 def test_unknown_and_duplicate_claims_raise(card):
     with pytest.raises(KeyError, match="c-other"):
-        card.record("c-other", measured=1, setting="", check="", passed=True)
-    card.record("c-exact", measured=0.5, setting="", check="", passed=True)
+        card.record("c-other", measured=1, setting="s", check="c", passed=True)
+    card.record("c-exact", measured=0.5, setting="s", check="c", passed=True)
     with pytest.raises(ValueError, match="twice"):
-        card.record("c-exact", measured=0.5, setting="", check="", passed=True)
+        card.record("c-exact", measured=0.5, setting="s", check="c", passed=True)
 
 
 def test_bad_input(card, csv_path):
     with pytest.raises(ValueError, match="scale"):
         Scorecard("99_toy", seed=0, scale="huge", claims_csv=csv_path)
     with pytest.raises(ValueError, match="finite"):
-        card.record("c-exact", measured=float("nan"), setting="", check="", passed=True)
+        card.record("c-exact", measured=float("nan"), setting="s", check="c", passed=True)
+    for bad in ("False", 1, torch.tensor(False)):
+        with pytest.raises(TypeError, match="passed must be a bool"):
+            card.record("c-exact", measured=0.5, setting="s", check="c", passed=bad)
+    with pytest.raises(ValueError, match="setting must be a non-empty string"):
+        card.record("c-exact", measured=0.5, setting=" ", check="c", passed=True)
+    with pytest.raises(ValueError, match="check must be a non-empty string"):
+        card.record("c-exact", measured=0.5, setting="s", check=None, passed=True)
+    with pytest.raises(TypeError, match="note must be a string"):
+        card.record("c-exact", measured=0.5, setting="s", check="c", passed=True, note=3.0)
+    card.record("c-exact", measured=0.5, setting="s", check="c", passed=np.bool_(True))   # numpy's bool is fine
+    assert card.claims["c-exact"].status == "pass"
     with pytest.raises(ValueError, match="no claims"):
         Scorecard("00_none", seed=0, scale="default", claims_csv=csv_path)
 
