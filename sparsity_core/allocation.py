@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .masks import _density
+from . import checks
+from .masks import resolve_density
 
 __all__ = ["layer_shapes", "uniform_densities", "ERKAllocation", "erdos_renyi_allocation",
            "erdos_renyi_densities", "PRUNABLE"]
@@ -97,7 +97,7 @@ def _sizes(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
 def uniform_densities(shapes: Mapping[str, Sequence[int]], density: float | None = None, *,
                       sparsity: float | None = None) -> dict[str, float]:
     """Every layer keeps the same fraction ``density`` (See et al.'s "class-uniform")."""
-    d = _density(density, sparsity)
+    d = resolve_density(density, sparsity)
     return {name: d for name in _sizes(shapes)}
 
 
@@ -165,17 +165,15 @@ def erdos_renyi_allocation(shapes: Mapping[str, Sequence[int]], density: float |
         it to ERK only); (iv) PyTorch's ``(C_out, C_in, *K)`` layout, so ER uses the first
         two dimensions where RigL (TF layout) uses the last two.
     """
-    d = _density(density, sparsity)
+    d = resolve_density(density, sparsity)
     sizes = _sizes(shapes)
-    if isinstance(power, bool) or not isinstance(power, Real) or not power > 0:
-        raise ValueError(f"power must be a positive number (got power={power!r})")
+    checks.real(power, "power", lo=0.0, closed_low=False)
     fixed = dict(fixed or {})
     unknown = set(fixed) - set(sizes)
     if unknown:
         raise ValueError(f"fixed names {sorted(unknown)} are not in shapes")
     for name, value in fixed.items():
-        if not 0 <= value <= 1:
-            raise ValueError(f"fixed[{name!r}] must be a density in [0, 1] (got {value!r})")
+        checks.fraction(value, f"fixed[{name!r}]")
     numel = {name: math.prod(shape) for name, shape in sizes.items()}
     raw = {name: _raw(shape, kernel, power) for name, shape in sizes.items() if name not in fixed}
     if not raw:

@@ -44,11 +44,14 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from . import checks
+
 __all__ = [
     "keep_count", "topk_mask", "threshold_mask", "global_topk_masks", "random_mask",
     "nm_mask", "block_mask", "pattern_mask",
     "TensorCount", "SparsityReport", "sparsity_report", "sparsity", "density",
     "Mask", "apply_masks", "update_mask", "remove_masks", "current_masks", "zero_masked_state_",
+    "resolve_density", "as_bool_mask", "topk_rows", "locate_tensor", "masked_tensors",
 ]
 
 #: Digits kept when snapping ``numel * density`` before rounding, so float noise such as
@@ -57,29 +60,29 @@ _SNAP_DIGITS = 9
 
 
 # --------------------------------------------------------------------------- validation
-def _fraction(name: str, value: object, *, closed_low: bool, closed_high: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number (got {name}={value!r})")
-    value = float(value)
-    lo_ok = value >= 0 if closed_low else value > 0
-    hi_ok = value <= 1 if closed_high else value < 1
-    if not (lo_ok and hi_ok):
-        rng = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
-        raise ValueError(f"{name} must be in {rng} (got {name}={value!r})")
-    return value
+def resolve_density(density: float | None, sparsity: float | None) -> float:
+    """The density meant by a ``density | sparsity`` argument pair, of which exactly one is given.
 
+    Args:
+        density: fraction kept, in (0, 1]; or None.
+        sparsity: fraction removed, in [0, 1); or None.
 
-def _density(density: float | None, sparsity: float | None) -> float:
-    """Resolve the ``density | sparsity`` pair: exactly one, sparsity in [0, 1)."""
+    Returns:
+        ``density``, or ``1 - sparsity``, as a float.
+
+    Raises:
+        ValueError: both or neither given, or the one given out of its range (or not finite).
+        TypeError: the one given is not a real number.
+    """
     if (density is None) == (sparsity is None):
         raise ValueError(f"give exactly one of density and sparsity (got density={density!r}, "
                          f"sparsity={sparsity!r})")
     if sparsity is not None:
-        return 1.0 - _fraction("sparsity", sparsity, closed_low=True, closed_high=False)
-    return _fraction("density", density, closed_low=False, closed_high=True)
+        return 1.0 - checks.fraction(sparsity, "sparsity", closed_high=False)
+    return checks.fraction(density, "density", closed_low=False)
 
 
-def _finite_scores(name: str, scores: object) -> torch.Tensor:
+def _finite_scores(scores: object, name: str) -> torch.Tensor:
     if not isinstance(scores, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (got {type(scores).__name__})")
     if scores.is_complex() or scores.dtype == torch.bool:
@@ -91,7 +94,21 @@ def _finite_scores(name: str, scores: object) -> torch.Tensor:
     return scores.detach()
 
 
-def _bool_mask(name: str, mask: object, shape: torch.Size) -> torch.Tensor:
+def as_bool_mask(mask: object, name: str, shape: torch.Size) -> torch.Tensor:
+    """``mask`` as a bool tensor of shape ``shape``; a 0/1 tensor of another dtype is converted.
+
+    Args:
+        mask: a tensor shaped ``shape`` (any shape), bool or holding only 0 and 1.
+        name: the argument's name, for the error message.
+        shape: the shape required (the shape of the weight it masks).
+
+    Returns:
+        ``mask`` itself if it is already bool, else ``mask != 0``.
+
+    Raises:
+        TypeError: ``mask`` is not a tensor.
+        ValueError: the shape differs, or a non-bool mask holds values other than 0 and 1.
+    """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (got {type(mask).__name__})")
     if mask.shape != shape:
@@ -109,11 +126,12 @@ def keep_count(numel: int, density: float) -> int:
 
 
 # --------------------------------------------------------------------------- selection
-def _select(rows: torch.Tensor, k: int, largest: bool = True,
-            allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """Bool mask of the ``k`` best entries of each row of ``rows`` ``(R, L)``; ties by index
-    (the lower column wins); entries outside ``allowed`` are never chosen (the caller checks
-    that every row allows at least ``k``).
+def topk_rows(rows: torch.Tensor, k: int, largest: bool = True,
+              allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool mask ``(R, L)`` of the ``k`` best entries of each row of ``rows`` ``(R, L)``; ties by
+    index (the lower column wins); entries outside ``allowed`` (bool ``(R, L)``, or None) are
+    never chosen. No checks: the caller passes finite scores and makes sure that every row
+    allows at least ``k`` (``k <= 0`` keeps nothing, ``k >= L`` keeps every entry).
 
     Linear time: the k-th best value of each row is found with ``torch.kthvalue``, every
     entry strictly better is kept, and the remaining places go to the entries equal to it,
@@ -158,10 +176,10 @@ def topk_mask(scores: torch.Tensor, density: float | None = None, *, sparsity: f
         ValueError: bad density/sparsity, non-finite scores, or fewer allowed entries
             than the count to keep.
     """
-    scores = _finite_scores("scores", scores)
-    d = _density(density, sparsity)
+    scores = _finite_scores(scores, "scores")
+    d = resolve_density(density, sparsity)
     shape = scores.shape
-    allowed = None if allowed is None else _bool_mask("allowed", allowed, shape).to(scores.device)
+    allowed = None if allowed is None else as_bool_mask(allowed, "allowed", shape).to(scores.device)
     if dim is None:
         rows = scores.reshape(1, -1)
         allowed_rows = None if allowed is None else allowed.reshape(1, -1)
@@ -178,7 +196,7 @@ def topk_mask(scores: torch.Tensor, density: float | None = None, *, sparsity: f
             where = " in some slice" if dim is not None else ""
             raise ValueError(f"allowed has only {have} True entries{where}, "
                              f"fewer than the {k} to keep at density {d:g}")
-    mask = _select(rows, k, largest, allowed_rows)
+    mask = topk_rows(rows, k, largest, allowed_rows)
     if dim is None:
         return mask.reshape(shape)
     return mask.reshape(moved).movedim(-1, dim)
@@ -189,7 +207,7 @@ def threshold_mask(scores: torch.Tensor, threshold: float, *, largest: bool = Tr
 
     The count is whatever the threshold gives; use :func:`topk_mask` for an exact count.
     """
-    scores = _finite_scores("scores", scores)
+    scores = _finite_scores(scores, "scores")
     if isinstance(threshold, bool) or not isinstance(threshold, (Real, torch.Tensor)) \
             or not math.isfinite(float(threshold)):
         raise ValueError(f"threshold must be a finite number (got threshold={threshold!r})")
@@ -208,7 +226,7 @@ def global_topk_masks(scores: Mapping[str, torch.Tensor], density: float | None 
     """
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping name -> tensor")
-    flat = [_finite_scores(f"scores[{name!r}]", s).reshape(-1) for name, s in scores.items()]
+    flat = [_finite_scores(s, f"scores[{name!r}]").reshape(-1) for name, s in scores.items()]
     if len({f.dtype for f in flat}) > 1:
         flat = [f.double() for f in flat]
     ok = None
@@ -216,7 +234,7 @@ def global_topk_masks(scores: Mapping[str, torch.Tensor], density: float | None 
         missing = set(scores) - set(allowed)
         if missing:
             raise ValueError(f"allowed lacks masks for {sorted(missing)}")
-        ok = torch.cat([_bool_mask(f"allowed[{n!r}]", allowed[n], s.shape).reshape(-1)
+        ok = torch.cat([as_bool_mask(allowed[n], f"allowed[{n!r}]", s.shape).reshape(-1)
                         for n, s in scores.items()])
     cat = torch.cat(flat)
     mask = topk_mask(cat, density, sparsity=sparsity, largest=largest, allowed=ok)
@@ -230,19 +248,13 @@ def random_mask(shape: Sequence[int], density: float | None = None, *, sparsity:
     """A uniformly random mask with exactly ``round(n * density)`` ones (RigL's
     ``get_mask_random``, mocanu2018scalable, liu2022unreasonable). Draws one
     ``torch.randperm`` from ``generator`` (the global RNG if None)."""
-    d = _density(density, sparsity)
+    d = resolve_density(density, sparsity)
     shape = torch.Size(shape)
     n = shape.numel()
     keep = torch.randperm(n, generator=generator)[:keep_count(n, d)]
     mask = torch.zeros(n, dtype=torch.bool)
     mask[keep] = True
     return mask.reshape(shape).to(device) if device is not None else mask.reshape(shape)
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int (got {name}={value!r})")
-    return value
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int, dim: int = -1) -> torch.Tensor:
@@ -255,9 +267,10 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, dim: int = -1) -> torch.Tensor
     Raises:
         ValueError: ``n > m``, non-positive ``n``/``m``, ``scores.shape[dim]`` not divisible
             by ``m``, or non-finite scores.
+        TypeError: ``n`` or ``m`` not an int.
     """
-    scores = _finite_scores("scores", scores)
-    n, m = _positive("n", n), _positive("m", m)
+    scores = _finite_scores(scores, "scores")
+    n, m = checks.positive_int(n, "n"), checks.positive_int(m, "m")
     if n > m:
         raise ValueError(f"n must be <= m (got n={n}, m={m})")
     if scores.dim() == 0:
@@ -267,7 +280,7 @@ def nm_mask(scores: torch.Tensor, n: int, m: int, dim: int = -1) -> torch.Tensor
         raise ValueError(f"scores.shape[{dim}] = {size} is not divisible by m={m}")
     moved = scores.movedim(dim, -1)
     groups = moved.reshape(-1, m)
-    mask = _select(groups, n)
+    mask = topk_rows(groups, n)
     return mask.reshape(moved.shape).movedim(-1, dim)
 
 
@@ -313,12 +326,12 @@ def block_mask(scores: torch.Tensor, block: tuple[int, int], density: float | No
     Raises:
         ValueError: scores not 2-D, a shape not divisible by the block, bad norm/density.
     """
-    scores = _finite_scores("scores", scores)
+    scores = _finite_scores(scores, "scores")
     if scores.dim() != 2:
         raise ValueError(f"scores must be 2-D (got shape {tuple(scores.shape)})")
     if not isinstance(block, (tuple, list)) or len(block) != 2:
         raise ValueError(f"block must be a pair (bh, bw) (got block={block!r})")
-    bh, bw = _positive("block[0]", block[0]), _positive("block[1]", block[1])
+    bh, bw = checks.positive_int(block[0], "block[0]"), checks.positive_int(block[1], "block[1]")
     rows, cols = scores.shape
     if rows % bh or cols % bw:
         raise ValueError(f"scores shape {(rows, cols)} is not divisible by block {(bh, bw)}")
@@ -419,13 +432,20 @@ class Mask(nn.Module):
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
-        self.register_buffer("mask", _bool_mask("mask", mask, mask.shape).clone())
+        self.register_buffer("mask", as_bool_mask(mask, "mask", mask.shape).clone())
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return torch.where(self.mask, weight, weight.new_zeros(()))
 
 
-def _split(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+def locate_tensor(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The module that owns the tensor ``name`` (``'fc1.weight'``) of ``model``, and the
+    tensor's attribute name there: ``(model.fc1, 'weight')``.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str, names no module of ``model``, or names
+            an attribute that is not a tensor.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"mask names must be tensor paths such as 'fc1.weight' (got {name!r})")
     module_path, _, tensor = name.rpartition(".")
@@ -449,8 +469,11 @@ def _original(module: nn.Module, tensor: str) -> torch.Tensor:
     return module.parametrizations[tensor].original
 
 
-def _masked(model: nn.Module):
-    """Yield ``(name, module, tensor, Mask)`` for every masked tensor of ``model``."""
+def masked_tensors(model: nn.Module):
+    """Yield ``(name, module, tensor, mask_module)`` for every masked tensor of ``model``:
+    its full name (``'fc1.weight'``), the module that owns it, the tensor's attribute name
+    there, and its :class:`Mask` parametrization (the bool mask, shaped like the tensor, is
+    ``mask_module.mask``)."""
     for path, module in model.named_modules():
         if parametrize.is_parametrized(module):
             for tensor in module.parametrizations:
@@ -470,12 +493,12 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor], *,
     Returns ``model``.
     """
     for name, mask in masks.items():
-        module, tensor = _split(model, name)
+        module, tensor = locate_tensor(model, name)
         if _mask_module(module, tensor) is not None:
             update_mask(model, name, mask)
             continue
         weight = getattr(module, tensor)
-        mask = _bool_mask(f"masks[{name!r}]", mask, weight.shape).to(weight.device)
+        mask = as_bool_mask(mask, f"masks[{name!r}]", weight.shape).to(weight.device)
         parametrize.register_parametrization(module, tensor, Mask(mask))
         with torch.no_grad():
             _original(module, tensor).masked_fill_(~mask, 0)
@@ -493,11 +516,11 @@ def update_mask(model: nn.Module, name: str, new_mask: torch.Tensor, *,
     wants another initial value writes it into the original afterwards. Given
     ``optimizer``, the state of masked entries is zeroed too.
     """
-    module, tensor = _split(model, name)
+    module, tensor = locate_tensor(model, name)
     param = _mask_module(module, tensor)
     if param is None:
         raise ValueError(f"{name!r} has no mask; use apply_masks first")
-    new_mask = _bool_mask("new_mask", new_mask, param.mask.shape).to(param.mask.device)
+    new_mask = as_bool_mask(new_mask, "new_mask", param.mask.shape).to(param.mask.device)
     with torch.no_grad():
         _original(module, tensor).masked_fill_(~(new_mask & param.mask), 0)
         param.mask.copy_(new_mask)
@@ -507,7 +530,7 @@ def update_mask(model: nn.Module, name: str, new_mask: torch.Tensor, *,
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """Copies of the masks on ``model``, by tensor name (``'fc1.weight'``)."""
-    return {name: param.mask.clone() for name, _, _, param in _masked(model)}
+    return {name: param.mask.clone() for name, _, _, param in masked_tensors(model)}
 
 
 def remove_masks(model: nn.Module, *, bake: bool = True) -> nn.Module:
@@ -518,7 +541,7 @@ def remove_masks(model: nn.Module, *, bake: bool = True) -> nn.Module:
     :func:`apply_masks`, so usually the same values). The ``nn.Parameter`` object is kept.
     A tensor with other parametrizations stacked with the mask raises ValueError.
     """
-    for name, module, tensor, _ in list(_masked(model)):
+    for name, module, tensor, _ in list(masked_tensors(model)):
         if len(module.parametrizations[tensor]) != 1:
             raise ValueError(f"{name!r} has other parametrizations besides its Mask; remove them first")
         parametrize.remove_parametrizations(module, tensor, leave_parametrized=bake)
@@ -535,7 +558,7 @@ def zero_masked_state_(optimizer: torch.optim.Optimizer, model: nn.Module) -> to
     :func:`update_mask`). As a ``fit`` callback: ``lambda i, m: zero_masked_state_(opt, m)``.
     Returns ``optimizer``.
     """
-    for _, module, tensor, param in _masked(model):
+    for _, module, tensor, param in masked_tensors(model):
         mask = param.mask
         original = _original(module, tensor)
         original.masked_fill_(~mask, 0)

@@ -16,24 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+
+from . import checks
 
 __all__ = ["cubic_sparsity", "constant_sparsity", "cosine_drop_fraction",
            "CubicSchedule", "ConstantSchedule"]
-
-
-def _int(name: str, value: object, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo} (got {name}={value!r})")
-    return int(value)
-
-
-def _unit(name: str, value: object, *, closed_high: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number (got {name}={value!r})")
-    if not (0 <= value <= 1 if closed_high else 0 <= value < 1):
-        raise ValueError(f"{name} must be in [0, 1{']' if closed_high else ')'} (got {name}={value!r})")
-    return float(value)
 
 
 def cubic_sparsity(step: int, *, s_final: float, t0: int, n: int, dt: int,
@@ -67,12 +54,13 @@ def cubic_sparsity(step: int, *, s_final: float, t0: int, n: int, dt: int,
         updates) and clamps it to :math:`[s_i, s_f]`; here the value is held between the
         update steps, as in the paper ("masks are updated every Δt steps").
     """
-    step = _int("step", step, 0)
-    s_f = _unit("s_final", s_final, closed_high=False)
-    s_i = _unit("s_initial", s_initial, closed_high=False)
+    step = checks.integer(step, "step", lo=0)
+    s_f = checks.fraction(s_final, "s_final", closed_high=False)
+    s_i = checks.fraction(s_initial, "s_initial", closed_high=False)
     if s_i > s_f:
         raise ValueError(f"s_initial must be <= s_final (got s_initial={s_i}, s_final={s_f})")
-    t0, n, dt = _int("t0", t0, 0), _int("n", n, 1), _int("dt", dt, 1)
+    t0, n = checks.integer(t0, "t0", lo=0), checks.integer(n, "n", lo=1)
+    dt = checks.integer(dt, "dt", lo=1)
     k = (step - t0) // dt  # completed update intervals (negative before t0)
     if k <= 0:
         return s_i  # exactly, before and at t0
@@ -83,8 +71,8 @@ def cubic_sparsity(step: int, *, s_final: float, t0: int, n: int, dt: int,
 
 def constant_sparsity(step: int, *, sparsity: float) -> float:
     """The same sparsity at every step (one-shot pruning, static sparse training)."""
-    _int("step", step, 0)
-    return _unit("sparsity", sparsity, closed_high=False)
+    checks.integer(step, "step", lo=0)
+    return checks.fraction(sparsity, "sparsity", closed_high=False)
 
 
 def cosine_drop_fraction(step: int, *, alpha: float, t_end: int) -> float:
@@ -101,9 +89,9 @@ def cosine_drop_fraction(step: int, *, alpha: float, t_end: int) -> float:
         alpha: initial drop fraction in [0, 1].
         t_end: last mask-update step :math:`T_\mathrm{end} >= 1`.
     """
-    step = _int("step", step, 0)
-    alpha = _unit("alpha", alpha, closed_high=True)
-    t_end = _int("t_end", t_end, 1)
+    step = checks.integer(step, "step", lo=0)
+    alpha = checks.fraction(alpha, "alpha")
+    t_end = checks.integer(t_end, "t_end", lo=1)
     if step >= t_end:
         return 0.0
     return alpha / 2 * (1 + math.cos(math.pi * step / t_end))
@@ -123,7 +111,7 @@ class CubicSchedule:
     s_initial: float = 0.0
 
     def __post_init__(self) -> None:
-        _int("t0", self.t0, 0)
+        checks.integer(self.t0, "t0", lo=0)
         self(self.t0)  # the other checks of cubic_sparsity
 
     def __call__(self, step: int) -> float:
@@ -147,13 +135,13 @@ class ConstantSchedule:
     t0: int = 0
 
     def __post_init__(self) -> None:
-        _unit("sparsity", self.sparsity, closed_high=False)
-        _int("t0", self.t0, 0)
+        checks.fraction(self.sparsity, "sparsity", closed_high=False)
+        checks.integer(self.t0, "t0", lo=0)
 
     def __call__(self, step: int) -> float:
         """0 (dense) before ``t0``, ``sparsity`` from ``t0`` on."""
         if step < self.t0:
-            _int("step", step, 0)
+            checks.integer(step, "step", lo=0)
             return 0.0
         return constant_sparsity(step, sparsity=self.sparsity)
 

@@ -134,7 +134,7 @@ def fit(model: nn.Module, batches: Callable[[int], Any] | Iterable, *, steps: in
         eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, eval_every: int = 0,
         scheduler: Any = None, grad_clip: float | None = None, progress: bool = True,
         callbacks: Sequence[Callable[[int, nn.Module], None]] = (),
-        count_items: Callable[[Any], int] | None = None) -> History:
+        count_items: Callable[[Any], int] | None = None, desc: str | None = None) -> History:
     """Train ``model`` for ``steps`` optimizer steps.
 
     Each step ``i``: ``model.train()``; ``batch = batches(i)`` (or the next item);
@@ -159,6 +159,7 @@ def fit(model: nn.Module, batches: Callable[[int], Any] | Iterable, *, steps: in
             ``i`` are still in ``.grad`` (re-apply or update masks here).
         count_items: ``batch -> examples`` for the throughput; default: rows of the
             batch's first tensor (sequences, not tokens, for a language model).
+        desc: label of the progress bar.
 
     Returns:
         A :class:`History`. The model's train/eval mode is restored on return.
@@ -190,7 +191,7 @@ def fit(model: nn.Module, batches: Callable[[int], Any] | Iterable, *, steps: in
     items: int | None = 0
     seconds = eval_seconds = 0.0
     smooth = math.nan
-    bar = tqdm(range(steps), disable=not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     refresh = max(1, steps // PROGRESS_UPDATES)
     try:
         for i in bar:

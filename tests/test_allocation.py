@@ -86,10 +86,21 @@ def test_density_one_is_all_dense_and_uniform_is_uniform():
     (lambda: erdos_renyi_densities({"a": (0, 3)}, sparsity=0.5), "shapes"),
     (lambda: erdos_renyi_densities(_mlp_shapes(4, 8, 2), sparsity=0.5, power=0), "power"),
     (lambda: erdos_renyi_densities(_mlp_shapes(4, 8, 2), sparsity=0.5, fixed={"x": 1.0}), "fixed"),
+    (lambda: erdos_renyi_densities(_mlp_shapes(4, 8, 2), sparsity=0.5, fixed={"fc1.weight": 1.5}),
+     "fixed"),
     (lambda: erdos_renyi_densities({"b": (5,)}, sparsity=0.5, kernel=False), "kernel"),
 ])
 def test_bad_input_raises(call, argument):
     with pytest.raises(ValueError, match=argument):
+        call()
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda: uniform_densities(_mlp_shapes(4, 8, 2), sparsity="0.5"), "sparsity"),
+    (lambda: erdos_renyi_densities(_mlp_shapes(4, 8, 2), sparsity=0.5, power="1"), "power"),
+])
+def test_an_argument_of_the_wrong_type_raises_a_type_error(call, argument):
+    with pytest.raises(TypeError, match=f"{argument} must be"):
         call()
 
 

@@ -170,13 +170,24 @@ def test_block_mask_keeps_whole_blocks():
     (lambda s: random_mask((4, 4), sparsity=1.0), "sparsity"),
     (lambda s: nm_mask(s, 5, 4), "n must be <= m"),
     (lambda s: nm_mask(s, 2, 3), "not divisible by m=3"),
-    (lambda s: nm_mask(s, 0, 4), "n must be"),
+    (lambda s: nm_mask(s, 0, 4), "n must satisfy 1 <= n"),
     (lambda s: block_mask(s, (3, 4), 0.5), "not divisible by block"),
     (lambda s: block_mask(s, (2, 2), 0.5, norm="l3"), "norm"),
     (lambda s: threshold_mask(s, float("nan")), "threshold"),
 ])
 def test_bad_input_raises_a_value_error_naming_the_argument(call, argument):
     with pytest.raises(ValueError, match=argument):
+        call(_scores(4, 8))
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda s: topk_mask(s, sparsity="0.5"), "sparsity"),
+    (lambda s: topk_mask(s, density=True), "density"),
+    (lambda s: nm_mask(s, 2.0, 4), "n"),
+    (lambda s: block_mask(s, (2, None), 0.5), r"block\[1\]"),
+])
+def test_an_argument_of_the_wrong_type_raises_a_type_error_naming_it(call, argument):
+    with pytest.raises(TypeError, match=f"{argument} must be"):
         call(_scores(4, 8))
 
 

@@ -62,6 +62,17 @@ def test_bad_input_raises(call, argument):
         call()
 
 
+@pytest.mark.parametrize("call, argument", [
+    (lambda: cubic_sparsity(0, s_final="0.5", t0=0, n=10, dt=1), "s_final"),
+    (lambda: cubic_sparsity(1.0, s_final=0.5, t0=0, n=10, dt=1), "step"),
+    (lambda: CubicSchedule(0.9, t0=0, n=True, dt=1), "n"),
+    (lambda: ConstantSchedule(None), "sparsity"),
+])
+def test_an_argument_of_the_wrong_type_raises_a_type_error(call, argument):
+    with pytest.raises(TypeError, match=f"{argument} must be"):
+        call()
+
+
 def test_constant_schedule_is_zero_before_t0():
     # "sparsity from step t0 on": dense before the one-shot step, then the target
     once = ConstantSchedule(0.5, t0=3)

@@ -195,7 +195,8 @@ def test_shuffled_batches_with_the_whole_set_as_a_batch():
         assert sorted(_ids(get(s))) == list(range(5))
 
 
-@pytest.mark.parametrize("bs", [0, 11, True, 2.0, -1])
-def test_shuffled_batches_rejects_bad_batch_sizes(bs):
-    with pytest.raises(ValueError, match="batch_size"):
+@pytest.mark.parametrize("bs, error", [(0, ValueError), (11, ValueError), (-1, ValueError),
+                                       (True, TypeError), (2.0, TypeError)])
+def test_shuffled_batches_rejects_bad_batch_sizes(bs, error):
+    with pytest.raises(error, match="batch_size"):
         shuffled_batches(_rows(10), bs, torch.Generator().manual_seed(0))

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("verify", help="check every file in data/MANIFEST")
     args = ap.parse_args(argv)
     if args.verb == "verify":
-        from .manifest import manifest_path, read_manifest, verify
+        from ..artifacts import manifest_path, read_manifest, verify
 
         entries = read_manifest()
         for rel in entries:

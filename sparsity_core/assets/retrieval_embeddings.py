@@ -6,7 +6,8 @@ Encoding all 8,205 documents with all-MiniLM-L6-v2 (:cite:`wang2020minilm`,
 document side of the dense baseline is built once, stored in fp16
 (``data/retrieval/pydocs/minilm_docs.safetensors``) and checked by checksum. Chapters encode
 the queries in their own run and re-encode a random sample of documents to confirm that
-the stored vectors are what the model gives (:func:`load_doc_embeddings`).
+the stored vectors are what the model gives. The loader is
+:func:`sparsity_core.data.retrieval.load_doc_embeddings`; this module only builds.
 """
 from __future__ import annotations
 
@@ -14,20 +15,14 @@ import argparse
 import time
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from ..data.retrieval import load_pydocs, pydocs_dir
+from ..data.retrieval import doc_embeddings_path, load_pydocs
 from . import manifest
 
 COMMAND = "python -m sparsity_core.assets build retrieval-embeddings"
-FILE_NAME = "minilm_docs.safetensors"
 #: fp16 keeps 3 significant digits: cosines of unit vectors change by < 1e-3.
 STORE_DTYPE = torch.float16
-
-
-def embeddings_path():
-    """``data/retrieval/pydocs/minilm_docs.safetensors``."""
-    return pydocs_dir() / FILE_NAME
 
 
 def encode_sorted(texts: list[str], model, tokenizer, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
@@ -41,12 +36,6 @@ def encode_sorted(texts: list[str], model, tokenizer, batch_size: int = 64, prog
     return out
 
 
-def load_doc_embeddings() -> torch.Tensor:
-    """(N_docs, 384) float32 unit rows: the stored MiniLM embeddings of :func:`load_pydocs`'s docs."""
-    path = manifest.verify(embeddings_path())
-    return load_file(str(path))["embeddings"].float()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Encode every benchmark document with MiniLM, save fp16, record the checksum."""
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
@@ -58,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     start = time.perf_counter()
     emb = encode_sorted(bench.docs, model, tokenizer)
-    path = embeddings_path()
+    path = doc_embeddings_path()
     save_file({"embeddings": emb.to(STORE_DTYPE).contiguous()}, str(path),
               metadata={"model": "all-MiniLM-L6-v2", "documents": str(len(bench.docs))})
     manifest.record([path], COMMAND)

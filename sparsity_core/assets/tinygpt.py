@@ -27,9 +27,10 @@ from dataclasses import asdict, dataclass
 import torch
 from safetensors.torch import save_file
 
-from .. import paths
+from ..artifacts import tinygpt_card_path, tinygpt_checkpoint_path
 from ..data.text import encode_corpus, load_bpe_tokenizer, random_blocks, sequential_blocks, text_splits
 from ..models.tinygpt import TINYGPT_PRESETS, TinyGPT
+from ..pretrained.tinygpt import load_tinygpt
 from ..seeding import seed_everything
 from ..training import fit, lm_loss
 from . import manifest
@@ -64,16 +65,6 @@ RECIPES = {
     "small": Recipe("small", steps=400, batch_size=32, lr=2e-3),
     "medium": Recipe("medium", steps=330, batch_size=16, lr=1.5e-3),
 }
-
-
-def checkpoint_path(size: str):
-    """``data/models/tinygpt_<size>.safetensors`` (fp16 weights, config in the metadata)."""
-    return paths.data_dir() / "models" / f"tinygpt_{size}.safetensors"
-
-
-def card_path(size: str):
-    """``data/models/tinygpt_<size>.json``: the training record and fp16 validation loss."""
-    return paths.data_dir() / "models" / f"tinygpt_{size}.json"
 
 
 @torch.no_grad()
@@ -135,12 +126,10 @@ def save(model: TinyGPT, record: dict, val_tokens: torch.Tensor) -> list:
     """Write the fp16 checkpoint and its card; the card's val loss is of the fp16 weights."""
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
              if k != "lm_head.weight"}  # tied to wte.weight
-    ckpt, card = checkpoint_path(record["size"]), card_path(record["size"])
+    ckpt, card = tinygpt_checkpoint_path(record["size"]), tinygpt_card_path(record["size"])
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(ckpt), metadata={"config": json.dumps(record["config"], sort_keys=True)})
-    from ..pretrained.tinygpt import load_tinygpt  # the loader readers use
-
-    reloaded = load_tinygpt(record["size"], verify=False)
+    reloaded = load_tinygpt(record["size"], verify=False)  # the loader readers use
     record = {**record, "val_loss_fp16": round(validation_loss(reloaded, val_tokens), 6),
               "val_tokens": int(val_tokens.numel())}
     card.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -160,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         model, record = train(RECIPES[size], train_tokens, val_tokens, tok.vocab_size)
         files = save(model, record, val_tokens)
         manifest.record(files, COMMAND)
-        card = json.loads(card_path(size).read_text())
+        card = json.loads(tinygpt_card_path(size).read_text())
         print(f"tinygpt {size}: {card['params']:,} params, val loss {card['val_loss_fp16']:.4f} "
               f"(ppl {math.exp(card['val_loss_fp16']):.1f}), {card['tokens_per_second']:,} tokens/s, "
               f"{time.perf_counter() - start:.0f} s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import artifacts
 from ..data.text import BPE_VOCAB_SIZE, BPETokenizer, bpe_tokenizer_path, text_splits
 from . import manifest
 
@@ -34,5 +35,5 @@ def main(argv: list[str] | None = None) -> int:
     path = tokenizer.save(bpe_tokenizer_path("shakespeare"))
     manifest.record([path], COMMAND)
     print(f"wrote {path} (vocab_size={tokenizer.vocab_size}, "
-          f"sha256 {manifest.sha256_file(path)[:16]}..., trained on {len(train):,} chars)")
+          f"sha256 {artifacts.sha256_file(path)[:16]}..., trained on {len(train):,} chars)")
     return 0

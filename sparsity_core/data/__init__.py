@@ -18,7 +18,7 @@ Modules:
         >= 100k distractor passages (:func:`load_distractors`).
 """
 from .images import ImageData, load_digits, load_mnist, load_mnist1d, require_package
-from .retrieval import Query, RetrievalBenchmark, load_distractors, load_pydocs
+from .retrieval import Query, RetrievalBenchmark, load_distractors, load_doc_embeddings, load_pydocs
 from .text import (
     BPE_VOCAB_SIZE,
     CORPORA,
@@ -42,5 +42,5 @@ __all__ = [
     "BPE_VOCAB_SIZE", "CORPORA", "BPETokenizer", "CharTokenizer", "TextSplits", "Tokenizer",
     "encode_corpus", "load_bpe_tokenizer", "load_kjv", "load_shakespeare", "random_blocks",
     "sequential_blocks", "shuffled_words", "split_text", "text_splits",
-    "Query", "RetrievalBenchmark", "load_distractors", "load_pydocs",
+    "Query", "RetrievalBenchmark", "load_distractors", "load_doc_embeddings", "load_pydocs",
 ]

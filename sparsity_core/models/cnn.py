@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .mlp import _check_generator, _positive_int, reset_parameters_
+from .. import checks
+from .mlp import reset_parameters_
 
 __all__ = ["CNN1d", "CNN2d"]
 
@@ -26,7 +27,7 @@ def _channels(channels: Sequence[int]) -> tuple[int, ...]:
     if not channels:
         raise ValueError("channels must list at least one conv layer's width (got ())")
     for i, c in enumerate(channels):
-        _positive_int(f"channels[{i}]", c)
+        checks.positive_int(c, f"channels[{i}]")
     return channels
 
 
@@ -53,12 +54,12 @@ class CNN1d(nn.Module):
                  generator: torch.Generator | None = None):
         super().__init__()
         channels = _channels(channels)
-        kernel_size = _positive_int("kernel_size", kernel_size)
+        kernel_size = checks.positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (got kernel_size={kernel_size})")
-        self.length = _positive_int("length", length)
-        _positive_int("num_classes", num_classes)
-        _check_generator(generator)
+        self.length = checks.positive_int(length, "length")
+        checks.positive_int(num_classes, "num_classes")
+        checks.generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         c_in, out_len = 1, self.length
         for i, c_out in enumerate(channels, start=1):
@@ -102,10 +103,10 @@ class CNN2d(nn.Module):
                  in_channels: int = 1, pool: int = 2, *, generator: torch.Generator | None = None):
         super().__init__()
         channels = _channels(channels)
-        self.in_channels = _positive_int("in_channels", in_channels)
-        _positive_int("num_classes", num_classes)
-        _positive_int("pool", pool)
-        _check_generator(generator)
+        self.in_channels = checks.positive_int(in_channels, "in_channels")
+        checks.positive_int(num_classes, "num_classes")
+        checks.positive_int(pool, "pool")
+        checks.generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         c_in = in_channels
         for i, c_out in enumerate(channels, start=1):

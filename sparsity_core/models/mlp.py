@@ -13,18 +13,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .. import checks
+
 __all__ = ["MLP", "num_params", "reset_parameters_"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int (got {name}={value!r})")
-    return value
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None (got {type(generator).__name__})")
 
 
 class MLP(nn.Sequential):
@@ -51,11 +42,11 @@ class MLP(nn.Sequential):
         if len(sizes) < 2:
             raise ValueError(f"sizes must list at least an input and an output size (got {sizes})")
         for i, size in enumerate(sizes):
-            _positive_int(f"sizes[{i}]", size)
+            checks.positive_int(size, f"sizes[{i}]")
         if isinstance(activation, nn.Module) or not callable(activation):
             raise TypeError(f"activation must be a callable returning an nn.Module, e.g. the class "
                             f"nn.ReLU, not an instance (got {activation!r})")
-        _check_generator(generator)
+        checks.generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             layers[f"fc{i}"] = nn.Linear(d_in, d_out, bias=bias)
@@ -78,7 +69,7 @@ def reset_parameters_(model: nn.Module, generator: torch.Generator) -> nn.Module
     generator instead of the global RNG, so a model's initial weights are a function of
     the seed passed in. Other modules are left as they are. Returns ``model``.
     """
-    _check_generator(generator)
+    checks.generator(generator)
     if generator is None:
         raise TypeError("generator must be a torch.Generator (got None)")
     with torch.no_grad():

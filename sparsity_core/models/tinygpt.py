@@ -13,6 +13,8 @@ Design:
       :attr:`GPTOutput.aux`. Nothing is stored on modules or globals.
     * Hook points are ``nn.Identity`` modules named ``hook_*`` (TransformerLens's
       convention), used with the standard ``register_forward_hook`` or :func:`capture`.
+      ``hook_attn_probs`` is a :class:`~.hooks.HookPoint`, which counts its hooks: the
+      attention forms its probabilities only while one is registered.
 
 References (keys in ``book/references.bib``): radford2019language (GPT-2: pre-LN blocks,
 residual-projection init), vaswani2017attention (scaled dot-product attention);
@@ -32,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mlp import _check_generator
+from .. import checks
+from .hooks import HookPoint
 
 __all__ = [
     "TinyGPTConfig", "tinygpt_small", "tinygpt_medium", "TINYGPT_PRESETS", "train_flops_per_token",
@@ -221,12 +224,11 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.hook_q, self.hook_k, self.hook_v = nn.Identity(), nn.Identity(), nn.Identity()
-        self.hook_attn_probs = nn.Identity()
+        self.hook_attn_probs = HookPoint()  # knows whether a hook wants the probabilities
 
     def probs_requested(self) -> bool:
         """True when the explicit path will run (flag set or a hook on ``hook_attn_probs``)."""
-        hook = self.hook_attn_probs
-        return self.explicit or bool(hook._forward_hooks) or bool(hook._forward_pre_hooks)
+        return self.explicit or self.hook_attn_probs.hooked
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -338,7 +340,7 @@ class TinyGPT(nn.Module):
         for name, factory in (("attention", attention), ("ffn", ffn)):
             if factory is not None and not callable(factory):
                 raise TypeError(f"{name} must be a callable (config, layer_index) -> nn.Module")
-        _check_generator(generator)
+        checks.generator(generator)
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)

@@ -36,14 +36,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..models.blocks import block_list
+
 __all__ = ["POINT_KINDS", "collect", "block_list", "decoder_layers", "linear_layers", "expand_points"]
 
 POINT_KINDS = ("hidden", "attn_probs", "q", "k", "mlp_act")
-
-#: Where the block list lives, tried in order: Llama (causal LM / bare), BERT (bare / wrapped),
-#: then nanoGPT-style names (``transformer.h``, ``blocks``) for the project's own models.
-_BLOCK_PATHS = ("model.layers", "layers", "encoder.layer", "bert.encoder.layer",
-                "transformer.h", "blocks")
 
 
 @dataclass(frozen=True)
@@ -69,30 +66,13 @@ def _get(module: nn.Module, path: str) -> nn.Module | None:
         return None
 
 
-def _blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    for path in _BLOCK_PATHS:
-        found = _get(model, path)
-        if isinstance(found, nn.ModuleList) and len(found) > 0:
-            return path, found
-    raise TypeError(f"{type(model).__name__}: no transformer block list at any of {_BLOCK_PATHS}")
-
-
-def block_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """``(path, blocks)``: where the transformer blocks live (``"model.layers"``, ...) and the list.
-
-    Raises:
-        TypeError: the model has no block list at any known path.
-    """
-    return _blocks(model)
-
-
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The model's transformer blocks, in forward order (Llama ``model.layers``, BERT ``encoder.layer``).
 
     The layer-by-layer pruning pipeline (SparseGPT, Wanda) feeds the calibration activations
     through these one block at a time.
     """
-    return _blocks(model)[1]
+    return block_list(model)[1]
 
 
 def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
@@ -105,7 +85,7 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
     same input), MiniLM 6 (``attention.self.{query,key,value}``, ``attention.output.dense``,
     ``intermediate.dense``, ``output.dense``).
     """
-    path, blocks = _blocks(model)
+    path, blocks = block_list(model)
     return {f"{path}.{i}.{name}": m
             for i, block in enumerate(blocks)
             for name, m in block.named_modules() if isinstance(m, nn.Linear)}
@@ -155,7 +135,7 @@ def collect(model: nn.Module, inputs: Mapping[str, Tensor] | Tensor,
         ``{point: tensor}`` in the order asked, shapes as in the module docstring. Every hook
         is removed before returning, also when the forward raises.
     """
-    _, blocks = _blocks(model)
+    _, blocks = block_list(model)
     arch = _arch(blocks[0])
     n_layers = len(blocks)
     names = expand_points(points, n_layers)

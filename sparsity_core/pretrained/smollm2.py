@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..assets.manifest import sha256_file
+from ..artifacts import sha256_file
 from .offline import offline_hub, user_cache_dir
 
 __all__ = ["GGUF_FILE", "CACHE_NAME", "SUMS_NAME", "INSTALL_HINT", "default_cache_dir",

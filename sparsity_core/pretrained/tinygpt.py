@@ -7,8 +7,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..assets import manifest
-from ..assets.tinygpt import card_path, checkpoint_path
+from .. import artifacts
 from ..models.tinygpt import TinyGPT, TinyGPTConfig
 
 SIZES = ("small", "medium")
@@ -17,7 +16,7 @@ SIZES = ("small", "medium")
 def tinygpt_card(size: str) -> dict:
     """The training record of a committed checkpoint (recipe, params, val loss, throughput)."""
     _check_size(size)
-    return json.loads(manifest.verify(card_path(size)).read_text(encoding="utf-8"))
+    return json.loads(artifacts.verify(artifacts.tinygpt_card_path(size)).read_text(encoding="utf-8"))
 
 
 def load_tinygpt(size: str = "small", *, verify: bool = True, dtype: torch.dtype = torch.float32) -> TinyGPT:
@@ -29,9 +28,9 @@ def load_tinygpt(size: str = "small", *, verify: bool = True, dtype: torch.dtype
         dtype: parameter dtype of the returned model.
     """
     _check_size(size)
-    path = checkpoint_path(size)
+    path = artifacts.tinygpt_checkpoint_path(size)
     if verify:
-        manifest.verify(path)
+        artifacts.verify(path)
     elif not path.exists():
         raise FileNotFoundError(f"{path} is missing; build it with `python -m sparsity_core.assets build tinygpt`")
     with safe_open(str(path), framework="pt") as f:

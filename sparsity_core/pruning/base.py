@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from ..allocation import layer_shapes, uniform_densities
-from ..masks import (_split, apply_masks, current_masks, global_topk_masks, keep_count,
-                     topk_mask, _density)
+from ..masks import (apply_masks, current_masks, global_topk_masks, keep_count, locate_tensor,
+                     resolve_density, topk_mask)
 
 __all__ = ["Pruner", "GradualPruner", "Scope"]
 
@@ -80,7 +80,7 @@ class Pruner:
         if self.names is None:
             return list(layer_shapes(model))
         for name in self.names:
-            _split(model, name)  # raises a clear error for a wrong name
+            locate_tensor(model, name)  # raises a clear error for a wrong name
         return list(self.names)
 
     def compute_masks(self, model: nn.Module,
@@ -96,7 +96,7 @@ class Pruner:
         existing = current_masks(model)
         weights, scores, allowed = {}, {}, {}
         for name in names:
-            module, tensor = _split(model, name)
+            module, tensor = locate_tensor(model, name)
             weights[name] = getattr(module, tensor).detach()
             score = self.score(name, weights[name], module)
             if not isinstance(score, torch.Tensor) or score.shape != weights[name].shape:
@@ -107,7 +107,7 @@ class Pruner:
         if self.scope == "global":
             if isinstance(sparsity, Mapping):
                 raise ValueError("a per-tensor sparsity mapping needs scope='layer' or 'row'")
-            d = _density(None, sparsity)
+            d = resolve_density(None, sparsity)
             total = sum(int(a.sum()) for a in allowed.values())
             if keep_count(sum(w.numel() for w in weights.values()), d) > total:
                 return {name: allowed[name].clone() for name in names}
@@ -133,8 +133,8 @@ class Pruner:
             missing = set(weights) - set(sparsity)
             if missing:
                 raise ValueError(f"sparsity lacks values for {sorted(missing)}")
-            return {name: _density(None, sparsity[name]) for name in weights}
-        _density(None, sparsity)
+            return {name: resolve_density(None, sparsity[name]) for name in weights}
+        resolve_density(None, sparsity)
         shapes = {name: w.shape for name, w in weights.items()}
         return dict(self.allocation(shapes, sparsity=sparsity))
 

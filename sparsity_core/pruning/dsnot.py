@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
+
 __all__ = ["MAX_CYCLES", "UPDATE_THRESHOLD", "VAR_POWER", "dsnot_mask"]
 
 #: The reference's defaults (``main.py``: ``--max_cycle_time 50``, ``--pow_of_var_regrowing 1``,
@@ -62,7 +64,7 @@ __all__ = ["MAX_CYCLES", "UPDATE_THRESHOLD", "VAR_POWER", "dsnot_mask"]
 MAX_CYCLES, VAR_POWER, UPDATE_THRESHOLD = 50, 1.0, 0.1 / 2048
 
 
-def _check(name: str, t: torch.Tensor, d_in: int) -> torch.Tensor:
+def _check(t: torch.Tensor, name: str, d_in: int) -> torch.Tensor:
     t = torch.as_tensor(t)
     if t.shape != (d_in,):
         raise ValueError(f"{name} must have shape ({d_in},) (got {tuple(t.shape)})")
@@ -99,14 +101,13 @@ def dsnot_mask(weight: torch.Tensor, mask: torch.Tensor, means: torch.Tensor, va
     if mask.shape != weight.shape or mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor of shape {tuple(weight.shape)} "
                          f"(got {mask.dtype} {tuple(mask.shape)})")
-    if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 0:
-        raise ValueError(f"max_cycles must be an integer >= 0 (got {max_cycles!r})")
-    if not update_threshold >= 0:
-        raise ValueError(f"update_threshold must be >= 0 (got {update_threshold})")
+    max_cycles = checks.integer(max_cycles, "max_cycles", lo=0)
+    update_threshold = checks.nonnegative(update_threshold, "update_threshold")
+    var_power = checks.nonnegative(var_power, "var_power")
     d_in = weight.shape[1]
-    mu = _check("means", means, d_in)
-    var = _check("variances", variances, d_in)
-    norms = _check("column_norms", column_norms, d_in)
+    mu = _check(means, "means", d_in)
+    var = _check(variances, "variances", d_in)
+    norms = _check(column_norms, "column_norms", d_in)
     if (var < 0).any() or (norms < 0).any():
         raise ValueError("variances and column_norms must be non-negative")
 
@@ -114,8 +115,8 @@ def dsnot_mask(weight: torch.Tensor, mask: torch.Tensor, means: torch.Tensor, va
     c = W * mu[None, :]                                           # (D_out, D_in) contributions
     kept = mask.clone()
     eps = torch.where(kept, 0.0, c).sum(dim=1)                    # (D_out,) expected error
-    tiny = torch.finfo(torch.float64).tiny
-    grow = c / var.clamp_min(tiny).pow(var_power)[None, :]        # grow score, signed
+    # grow score, signed; a constant input (variance 0) scores +-inf, as in the reference
+    grow = c / var.pow(var_power)[None, :]
     wanda = W.abs() * norms[None, :]
     inf = torch.tensor(float("inf"), dtype=torch.float64)
     # Candidate lists, ordered once; each row walks them with one pointer per sign.
@@ -123,8 +124,9 @@ def dsnot_mask(weight: torch.Tensor, mask: torch.Tensor, means: torch.Tensor, va
     #   grow_neg: pruned weights with c < 0, most negative first (eps < 0)
     #   prune_neg: kept weights with c < 0, smallest Wanda score first (eps > 0)
     #   prune_pos: kept weights with c > 0, smallest Wanda score first (eps < 0)
-    # Non-candidates get +inf, which no candidate's key reaches (grow keys are <= 0 or -inf
-    # at zero variance, Wanda scores are finite), so they sort after every candidate.
+    # Non-candidates get +inf, which no candidate's key reaches (grow keys are < 0, or -inf
+    # at zero variance, which ties constant inputs in index order; Wanda scores are finite),
+    # so they sort after every candidate.
     members = {"grow_pos": ~kept & (c > 0), "grow_neg": ~kept & (c < 0),
                "prune_neg": kept & (c < 0), "prune_pos": kept & (c > 0)}
     keys = {"grow_pos": -grow, "grow_neg": grow, "prune_neg": wanda, "prune_pos": wanda}

@@ -31,7 +31,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from ..masks import (SparsityReport, _fraction, _masked, _split, apply_masks, current_masks, keep_count,
+from .. import checks
+from ..masks import (SparsityReport, apply_masks, current_masks, keep_count, locate_tensor, masked_tensors,
                      sparsity_report)
 from .base import Pruner
 from .magnitude import MagnitudePruner
@@ -90,7 +91,7 @@ def rewind(model: nn.Module, state: Mapping[str, torch.Tensor],
             raise ValueError(f"state[{name!r}] has shape {tuple(value.shape)}, "
                              f"the model's is {tuple(live[name].shape)}")
         live[name].copy_(value)
-    for _, module, tensor, param in _masked(model):
+    for _, module, tensor, param in masked_tensors(model):
         module.parametrizations[tensor].original.masked_fill_(~param.mask, 0)
     return model
 
@@ -98,16 +99,15 @@ def rewind(model: nn.Module, state: Mapping[str, torch.Tensor],
 def imp_density(rounds: int, rate: float) -> float:
     """Fraction remaining after ``rounds`` rounds that each prune ``rate`` of the rest:
     :math:`(1 - p)^r` (before rounding to whole weights)."""
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise ValueError(f"rounds must be an int >= 0 (got rounds={rounds!r})")
-    return (1 - _fraction("rate", rate, closed_low=False, closed_high=False)) ** rounds
+    rounds = checks.integer(rounds, "rounds", lo=0)
+    return (1 - checks.fraction(rate, "rate", closed_low=False, closed_high=False)) ** rounds
 
 
 def imp_rounds(sparsity: float, rate: float) -> int:
     """Fewest rounds reaching at least ``sparsity``:
     :math:`\\lceil \\log(1 - s) / \\log(1 - p) \\rceil`."""
-    s = _fraction("sparsity", sparsity, closed_low=True, closed_high=False)
-    p = _fraction("rate", rate, closed_low=False, closed_high=False)
+    s = checks.fraction(sparsity, "sparsity", closed_high=False)
+    p = checks.fraction(rate, "rate", closed_low=False, closed_high=False)
     r = max(0, math.ceil(math.log1p(-s) / math.log1p(-p) - 1e-12))
     return r
 
@@ -135,7 +135,7 @@ def _round_targets(masks: Mapping[str, torch.Tensor], rate: float | Mapping[str,
     if scope == "global":
         if isinstance(rate, Mapping):
             raise ValueError("a per-tensor rate mapping needs a pruner with scope='layer' or 'row'")
-        p = _fraction("rate", rate, closed_low=False, closed_high=False)
+        p = checks.fraction(rate, "rate", closed_low=False, closed_high=False)
         numel = sum(m.numel() for m in masks.values())
         keep = max(1, keep_count(sum(int(m.sum()) for m in masks.values()), 1 - p))
         return 1 - keep / numel
@@ -144,8 +144,8 @@ def _round_targets(masks: Mapping[str, torch.Tensor], rate: float | Mapping[str,
         p = rate.get(name) if isinstance(rate, Mapping) else rate
         if p is None:
             raise ValueError(f"rate lacks a value for {name!r}")
-        p = _fraction(f"rate[{name!r}]" if isinstance(rate, Mapping) else "rate", p,
-                      closed_low=True, closed_high=False)
+        p = checks.fraction(p, f"rate[{name!r}]" if isinstance(rate, Mapping) else "rate",
+                            closed_high=False)
         targets[name] = 1 - max(1, keep_count(int(mask.sum()), 1 - p)) / mask.numel()
     return targets
 
@@ -178,8 +178,7 @@ def iterative_magnitude_pruning(
         ``rounds + 1`` :class:`IMPRound` records. The model ends trained under the last
         masks.
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-        raise ValueError(f"rounds must be an int >= 0 (got rounds={rounds!r})")
+    rounds = checks.integer(rounds, "rounds", lo=0)
     pruner = MagnitudePruner() if pruner is None else pruner
     if not isinstance(pruner, Pruner):
         raise TypeError(f"pruner must be a Pruner (got {type(pruner).__name__})")
@@ -187,7 +186,7 @@ def iterative_magnitude_pruning(
     names = pruner.targets(model)
     existing = current_masks(model)
     masks = {name: existing[name] if name in existing
-             else torch.ones_like(getattr(*_split(model, name)), dtype=torch.bool) for name in names}
+             else torch.ones_like(getattr(*locate_tensor(model, name)), dtype=torch.bool) for name in names}
     history = []
     for r in range(rounds + 1):
         if r > 0:

@@ -38,7 +38,7 @@ from torch import nn
 
 from ..calibration import CalibrationCollector
 from ..masks import pattern_mask
-from ..pretrained.collect import block_list
+from ..models.blocks import block_list
 from .dsnot import dsnot_mask
 from .sparsegpt import BLOCKSIZE, PERCDAMP, sparsegpt_prune
 from .wanda import wanda_mask
@@ -158,7 +158,7 @@ def prune_sequential(model: nn.Module, calibration: Iterable | None, *, method: 
     """Prune every ``Linear`` inside the transformer blocks of ``model``, in place.
 
     Args:
-        model: a model with a block list (:func:`sparsity_core.pretrained.collect.block_list`:
+        model: a model with a block list (:func:`sparsity_core.models.block_list`:
             Hugging Face Llama / BERT, TinyGPT); in eval mode.
         calibration: batches, each a ``(B, T)`` token-id tensor or a mapping of keyword
             arguments for the model (``input_ids``, ``attention_mask``); None only for

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..masks import _bool_mask, current_masks
+from ..masks import as_bool_mask, current_masks
 from .imp import snapshot
 
 __all__ = ["sparse_soup"]
@@ -93,7 +93,7 @@ def sparse_soup(ingredients: Sequence[nn.Module | Mapping[str, torch.Tensor]],
         if values[0].is_floating_point():
             avg = sum(w * v for w, v in zip(weights, values)) / total
             if name in masks:
-                mask = _bool_mask(f"masks[{name!r}]", masks[name], avg.shape).to(avg.device)
+                mask = as_bool_mask(masks[name], f"masks[{name!r}]", avg.shape).to(avg.device)
                 avg = torch.where(mask, avg, avg.new_zeros(()))
             soup[name] = avg.to(values[0].dtype)
         else:

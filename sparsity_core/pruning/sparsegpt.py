@@ -39,12 +39,12 @@ Taught in: Chapter 3, "Pruning II".
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from ..masks import _density, _positive, _select, keep_count
+from .. import checks
+from ..masks import keep_count, resolve_density, topk_rows
 
 __all__ = ["SparseGPTResult", "dampened_hessian", "sparsegpt_prune"]
 
@@ -70,8 +70,7 @@ class SparseGPTResult:
 def dampened_hessian(hessian: torch.Tensor, percdamp: float = PERCDAMP) -> torch.Tensor:
     """``H`` with dead inputs set to ``H_jj = 1`` and ``percdamp * mean(diag H)`` added to the
     diagonal (step 1 above). Returns a float64 copy ``(D_in, D_in)``."""
-    if not (isinstance(percdamp, (int, float)) and math.isfinite(percdamp) and percdamp >= 0):
-        raise ValueError(f"percdamp must be a finite number >= 0 (got {percdamp!r})")
+    checks.nonnegative(percdamp, "percdamp")
     H = hessian.detach().to(torch.float64).clone()
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
@@ -88,9 +87,9 @@ def _check(weight: torch.Tensor, hessian: torch.Tensor, sparsity, nm, blocksize:
                          f"(got {tuple(hessian.shape)})")
     if (sparsity is None) == (nm is None):
         raise ValueError(f"give exactly one of sparsity and nm (got sparsity={sparsity!r}, nm={nm!r})")
-    blocksize = _positive("blocksize", blocksize)
+    blocksize = checks.positive_int(blocksize, "blocksize")
     if nm is not None:
-        n, m = (_positive(k, v) for k, v in zip("nm", nm))
+        n, m = (checks.positive_int(v, k) for k, v in zip("nm", nm))
         if n > m:
             raise ValueError(f"n must be <= m (got n={n}, m={m})")
         if d_in % m:
@@ -98,7 +97,7 @@ def _check(weight: torch.Tensor, hessian: torch.Tensor, sparsity, nm, blocksize:
         if blocksize % m:
             raise ValueError(f"blocksize={blocksize} must be a multiple of m={m}")
         return None, (n, m), blocksize
-    return 1.0 - _density(None, sparsity), None, blocksize
+    return 1.0 - resolve_density(None, sparsity), None, blocksize
 
 
 @torch.no_grad()
@@ -144,7 +143,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, *, sparsity: fl
             pruned_so_far = target
             if k > 0:
                 saliency = (W1 ** 2 / d[None, :] ** 2).reshape(1, -1)
-                prune1 = _select(saliency, k, largest=False).reshape(W1.shape)
+                prune1 = topk_rows(saliency, k, largest=False).reshape(W1.shape)
         # the column loop runs on the transposed block, so that each column is a contiguous row
         T1, P1 = W1.T.contiguous(), prune1.T.contiguous()         # (block, rows)
         E1 = torch.zeros_like(T1)
@@ -152,7 +151,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, *, sparsity: fl
             if nm is not None and j % nm[1] == 0:
                 n, m = nm
                 saliency = (T1[j:j + m] ** 2 / d[j:j + m, None] ** 2).T    # (rows, m), updated weights
-                P1[j:j + m] = _select(saliency, m - n, largest=False).T
+                P1[j:j + m] = topk_rows(saliency, m - n, largest=False).T
             err = torch.where(P1[j], T1[j], 0.0) / d[j]          # (w - q) / d, q = w with pruned entries 0
             T1[j:].addr_(U1[j, j:], err, alpha=-1)               # OBS update of this and later columns
             T1[j].masked_fill_(P1[j], 0.0)                       # q exactly

@@ -30,19 +30,17 @@ Taught in: Chapter 7, "Sparse autoencoders".
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import torch
 from torch import Tensor
+
+from .. import checks
 
 __all__ = ["topk_relu", "batch_topk", "jumprelu", "heaviside_step", "check_k"]
 
 
 def check_k(k: object, n_latents: int, name: str = "k") -> int:
-    """``k`` as an int in ``[1, n_latents]``, or a clear ``ValueError``."""
-    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_latents:
-        raise ValueError(f"{name} must be an int in [1, n_latents={n_latents}] (got {name}={k!r})")
-    return int(k)
+    """``k`` as an int in ``[1, n_latents]`` (a ``TypeError`` if not an int, a ``ValueError`` if outside)."""
+    return checks.integer(k, name, lo=1, hi=n_latents)
 
 
 def _check_pre(pre: Tensor) -> None:

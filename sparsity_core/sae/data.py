@@ -20,30 +20,19 @@ Taught in: Chapter 7, "Sparse autoencoders".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import torch
 from torch import Tensor
+
+from .. import checks
 
 __all__ = ["superposition_data", "HierarchyData", "hierarchy_data", "normalise", "random_directions",
            "residual_stream"]
 
 
-def _pos(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int (got {name}={value!r})")
-    return int(value)
-
-
-def _prob(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a probability in [0, 1] (got {name}={value!r})")
-    return float(value)
-
-
 def random_directions(n: int, d: int, generator: torch.Generator) -> Tensor:
     """``(n, d)`` rows drawn uniformly on the unit sphere."""
-    u = torch.randn(_pos(n, "n"), _pos(d, "d"), generator=generator)
+    u = torch.randn(checks.positive_int(n, "n"), checks.positive_int(d, "d"), generator=generator)
     return u / u.norm(dim=1, keepdim=True)
 
 
@@ -62,8 +51,8 @@ def superposition_data(n_samples: int, d: int, n_features: int, p_active: float,
     Returns:
         ``(x (B, d), features (m, d))``.
     """
-    B, m = _pos(n_samples, "n_samples"), _pos(n_features, "n_features")
-    p = _prob(p_active, "p_active")
+    B, m = checks.positive_int(n_samples, "n_samples"), checks.positive_int(n_features, "n_features")
+    p = checks.fraction(p_active, "p_active")
     features = random_directions(m, d, generator)
     active = torch.rand(B, m, generator=generator) < p
     mags = torch.randn(B, m, generator=generator).abs() + 0.5
@@ -107,9 +96,9 @@ def hierarchy_data(n_samples: int, d: int = 64, *, n_parents: int = 8, children_
     features, a parent alone 30 % of the time); ``p_parent`` and ``p_independent`` set how
     often features fire.
     """
-    B, P, K, I = (_pos(n_samples, "n_samples"), _pos(n_parents, "n_parents"),
-                  _pos(children_per_parent, "children_per_parent"), _pos(n_independent, "n_independent"))
-    p_parent, p_alone, p_ind = _prob(p_parent, "p_parent"), _prob(p_alone, "p_alone"), _prob(p_independent, "p_independent")
+    B, P, K, I = (checks.positive_int(n_samples, "n_samples"), checks.positive_int(n_parents, "n_parents"),
+                  checks.positive_int(children_per_parent, "children_per_parent"), checks.positive_int(n_independent, "n_independent"))
+    p_parent, p_alone, p_ind = checks.fraction(p_parent, "p_parent"), checks.fraction(p_alone, "p_alone"), checks.fraction(p_independent, "p_independent")
     dirs = random_directions(P + P * K + I, d, generator)
     parents, children, independent = dirs[:P], dirs[P:P + P * K], dirs[P + P * K:]
     parent_active = torch.rand(B, P, generator=generator) < p_parent
@@ -167,8 +156,7 @@ def residual_stream(model: torch.nn.Module, windows: Tensor, layer: int, batch_s
     blocks = getattr(model, "blocks", None)
     if blocks is None:
         raise TypeError("model must be a TinyGPT (a module with .blocks)")
-    if isinstance(layer, bool) or not isinstance(layer, Integral) or not 0 <= layer < len(blocks):
-        raise ValueError(f"layer must be an int in [0, {len(blocks)}) (got {layer!r})")
+    checks.integer(layer, "layer", lo=0, hi=len(blocks) - 1)
     if not isinstance(windows, Tensor) or windows.dim() != 2 or windows.dtype != torch.long:
         raise TypeError("windows must be a (N, T) LongTensor of token ids")
     out: list[Tensor] = []
@@ -176,7 +164,7 @@ def residual_stream(model: torch.nn.Module, windows: Tensor, layer: int, batch_s
     was = model.training
     model.eval()
     try:
-        for chunk in windows.split(_pos(batch_size, "batch_size")):
+        for chunk in windows.split(checks.positive_int(batch_size, "batch_size")):
             model(chunk)
     finally:
         hook.remove()

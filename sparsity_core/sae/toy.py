@@ -20,10 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
-from tqdm.auto import tqdm
+from torch import Tensor, nn
 
-__all__ = ["ToyModels", "train_toy_models", "features_represented", "superposition"]
+from .. import checks
+from ..training import fit
+
+__all__ = ["ToyModel", "ToyModels", "train_toy_models", "features_represented", "superposition"]
 
 #: elhage2022toy: feature i has importance 0.7 ** i.
 IMPORTANCE_DECAY = 0.7
@@ -50,10 +52,34 @@ class ToyModels:
     final_loss: Tensor
 
 
+class ToyModel(nn.Module):
+    """A batch of ``I`` toy models: ``x (B, I, n) -> x' (B, I, n)`` through ``W (I, m, n)``.
+
+    Args:
+        W: ``(I, m, n)`` initial embeddings; ``b`` starts at zero ``(I, n)``.
+        relu: ReLU output (the paper's nonlinear model) or linear.
+    """
+
+    def __init__(self, W: Tensor, relu: bool):
+        super().__init__()
+        self.W = nn.Parameter(W)
+        self.b = nn.Parameter(torch.zeros(W.shape[0], W.shape[2]))
+        self.relu = bool(relu)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.einsum("bin,imn->bim", x, self.W)
+        out = torch.einsum("bim,imn->bin", h, self.W) + self.b
+        return torch.relu(out) if self.relu else out
+
+
 def train_toy_models(sparsities: Sequence[float], n_features: int = 20, d_hidden: int = 5, *, relu: bool = True,
                      importance_decay: float = IMPORTANCE_DECAY, steps: int = 3000, batch_size: int = 1024,
                      lr: float = 1e-3, generator: torch.Generator, progress: bool = True) -> ToyModels:
     """Train one toy model per sparsity in ``sparsities`` (all at once, AdamW as the paper's notebook).
+
+    The loop is the bench's :func:`~sparsity_core.training.fit`: each step draws a fresh batch
+    (``batch_size`` rows per instance, features ``U[0, 1]`` kept with probability ``1 - S``)
+    and minimises the sum over instances of the importance-weighted squared error.
 
     Args:
         sparsities: ``S`` values in [0, 1).
@@ -68,29 +94,27 @@ def train_toy_models(sparsities: Sequence[float], n_features: int = 20, d_hidden
         raise ValueError(f"sparsities must be a non-empty list of numbers in [0, 1) (got {list(sparsities)})")
     if not (0 < d_hidden < n_features):
         raise ValueError(f"need 0 < d_hidden < n_features (got {d_hidden}, {n_features})")
+    steps = checks.positive_int(steps, "steps")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     I = len(S)
     importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)           # (n,)
     W = torch.empty(I, d_hidden, n_features)
     for a in range(I):                       # Xavier-normal per instance, as the notebook
         torch.nn.init.xavier_normal_(W[a], generator=generator)
-    W.requires_grad_(True)
-    b = torch.zeros(I, n_features, requires_grad=True)
-    opt = torch.optim.AdamW([W, b], lr=lr)
-    losses = []
-    for _ in tqdm(range(steps), desc=f"toy models ({'ReLU' if relu else 'linear'})", disable=not progress,
-                  leave=False):
+    model = ToyModel(W, relu)
+
+    def batch(step: int) -> Tensor:
         x = torch.rand(batch_size, I, n_features, generator=generator)
-        x = x * (torch.rand(batch_size, I, n_features, generator=generator) >= S[None, :, None])
-        h = torch.einsum("bin,imn->bim", x, W)
-        out = torch.einsum("bim,imn->bin", h, W) + b
-        out = torch.relu(out) if relu else out
-        per_instance = (importance * (x - out).pow(2)).sum(-1).mean(0)                       # (I,)
-        opt.zero_grad()
-        per_instance.sum().backward()
-        opt.step()
-        losses.append(per_instance.detach())
-    tail = torch.stack(losses[-max(1, steps // 20):]).mean(0)
-    return ToyModels(W=W.detach(), b=b.detach(), sparsity=S, relu=relu, final_loss=tail)
+        return x * (torch.rand(batch_size, I, n_features, generator=generator) >= S[None, :, None])
+
+    def loss_fn(model: ToyModel, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        per_instance = (importance * (x - model(x)).pow(2)).sum(-1).mean(0)                  # (I,)
+        return per_instance.sum(), {f"loss_{a}": per_instance[a] for a in range(I)}
+
+    hist = fit(model, batch, steps=steps, optimizer=torch.optim.AdamW(model.parameters(), lr=lr),
+               loss_fn=loss_fn, progress=progress, desc=f"toy models ({'ReLU' if relu else 'linear'})")
+    tail = torch.tensor([[row[f"loss_{a}"] for a in range(I)] for row in hist.logs[-max(1, steps // 20):]])
+    return ToyModels(W=model.W.detach(), b=model.b.detach(), sparsity=S, relu=relu, final_loss=tail.mean(0))
 
 
 def features_represented(W: Tensor, threshold: float = REPRESENTED_NORM) -> Tensor:

@@ -1,8 +1,12 @@
 r"""Training and evaluating sparse autoencoders on a tensor of cached activations.
 
 :func:`train_sae` runs the bench's :func:`sparsity_core.training.fit` (Adam, a progress bar,
-per-step logs of the loss terms, L0 and the dead share) with the SAE's own upkeep after each
-step (:meth:`~sparsity_core.sae.model.SAE.post_step`: unit decoder columns). Batches are
+per-step logs of the loss terms, L0 and the dead share). Each step is the SAE's
+:meth:`~sparsity_core.sae.base.SAE.training_step` (the one place its statistics change); an
+optimizer step pre-hook removes the decoder gradient's component along each column
+(:meth:`~sparsity_core.sae.base.SAE.project_decoder_grad_`) and a callback renormalises the
+columns after the step (:meth:`~sparsity_core.sae.base.SAE.post_step`). The hook belongs to
+this run's optimizer, not to the module, so a copied SAE trains exactly as the original. Batches are
 drawn without replacement from a shuffled order, reshuffled each epoch. :func:`evaluate_sae`
 measures :mod:`.metrics` on held-out rows in eval mode.
 
@@ -10,22 +14,20 @@ Taught in: Chapter 7, "Sparse autoencoders".
 """
 from __future__ import annotations
 
-from numbers import Integral
-
 import torch
 from torch import Tensor
 
+from .. import checks
 from ..training import History, fit
 from . import metrics
-from .model import SAE
+from .base import SAE
 
-__all__ = ["shuffled_batches", "train_sae", "evaluate_sae", "encode_all"]
+__all__ = ["shuffled_batches", "train_sae", "sae_step_loss", "evaluate_sae", "encode_all"]
 
 
 def shuffled_batches(x: Tensor, batch_size: int, generator: torch.Generator):
     """``step -> (batch_size, d)`` rows of ``x (N, d)``: epochs of a fresh permutation each."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or not 1 <= batch_size <= len(x):
-        raise ValueError(f"batch_size must be an int in [1, {len(x)}] (got {batch_size!r})")
+    checks.integer(batch_size, "batch_size", lo=1, hi=len(x))
     per_epoch = len(x) // batch_size
     state = {"epoch": -1, "perm": None}
 
@@ -58,13 +60,20 @@ def train_sae(sae: SAE, x: Tensor, *, steps: int, batch_size: int = 1024, lr: fl
     """
     if not isinstance(sae, SAE):
         raise TypeError(f"sae must be an SAE (got {type(sae).__name__})")
-    sae._check_x(x)
+    sae.check_input(x)
     if init_b_dec:
         sae.init_b_dec(x[torch.randperm(len(x), generator=generator)[:4096]])
     opt = torch.optim.Adam(sae.parameters(), lr=lr, betas=betas)
+    opt.register_step_pre_hook(lambda optimizer, args, kwargs: sae.project_decoder_grad_())
     return fit(sae, shuffled_batches(x, batch_size, generator), steps=steps, optimizer=opt,
-               loss_fn=lambda model, batch: model.loss(batch), grad_clip=grad_clip, progress=progress,
-               callbacks=[lambda i, model: model.post_step()])
+               loss_fn=sae_step_loss, grad_clip=grad_clip, progress=progress,
+               callbacks=[lambda i, model: model.post_step()], desc=f"{sae.kind} SAE")
+
+
+def sae_step_loss(sae: SAE, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """``fit``'s loss function for an SAE: ``(loss, logs)`` of :meth:`~.base.SAE.training_step`."""
+    out = sae.training_step(batch)
+    return out.loss, out.logs()
 
 
 @torch.no_grad()

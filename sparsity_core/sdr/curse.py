@@ -21,14 +21,13 @@ Taught in: Chapter 1, "SDR theory" (SDR-5).
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 import torch
 from scipy import stats
 
-from .exact import _check
-from .simulate import MonteCarlo, _count
+from .. import checks
+from .simulate import MonteCarlo, count_hits
 
 __all__ = [
     "distractor_win_probability",
@@ -38,14 +37,6 @@ __all__ = [
 
 APPROXIMATIONS = ("exact", "gaussian")
 DEFAULT_BLOCK = 2**21  # cosines sampled per block in the streaming simulator (16 MB float64)
-
-
-def _check_cosine(c: float) -> float:
-    if isinstance(c, bool) or not isinstance(c, Real):
-        raise TypeError(f"c must be a real number (got {type(c).__name__} {c!r})")
-    if not -1.0 <= c <= 1.0:
-        raise ValueError(f"c must satisfy -1 <= c <= 1 (got c={c})")
-    return float(c)
 
 
 def distractor_win_probability(c, d: int, N, approx: str = "exact"):
@@ -68,7 +59,7 @@ def distractor_win_probability(c, d: int, N, approx: str = "exact"):
 
     Reference: reimers2021curse (the phenomenon); the formula is ours.
     """
-    d = _check("d", d, 2, rule="d >= 2")
+    d = checks.integer(d, "d", lo=2)
     if approx not in APPROXIMATIONS:
         raise ValueError(f"approx must be one of {APPROXIMATIONS} (got approx={approx!r})")
     c_arr = np.asarray(c, dtype=float)
@@ -121,10 +112,10 @@ def simulate_distractor_win(c: float, d: int, N: int, trials: int, generator: to
         trials: number of trials T.
         generator: source of randomness.
     """
-    c = _check_cosine(c)
-    d = _check("d", d, 2, rule="d >= 2")
-    N = _check("N", N, 0, rule="N >= 0")
-    block = _check("block", block, 1, rule="block >= 1")
+    c = checks.real(c, "c", lo=-1.0, hi=1.0)
+    d = checks.integer(d, "d", lo=2)
+    N = checks.integer(N, "N", lo=0)
+    block = checks.integer(block, "block", lo=1)
     n_chunk = max(1, min(N, block))
     t_chunk = max(1, block // n_chunk)
 
@@ -136,7 +127,7 @@ def simulate_distractor_win(c: float, d: int, N: int, trials: int, generator: to
             best = torch.maximum(best, cos.amax(1))
         return best > c
 
-    return _count(trials, t_chunk, progress, "distractors", hits_in)
+    return count_hits(trials, t_chunk, progress, "distractors", hits_in)
 
 
 def simulate_distractor_win_vectors(c: float, d: int, N: int, trials: int,
@@ -147,9 +138,9 @@ def simulate_distractor_win_vectors(c: float, d: int, N: int, trials: int,
     normalised to the unit sphere; hit if any distractor's cosine to the query exceeds c.
     Memory ``chunk * N * d`` floats: for small sizes only.
     """
-    c = _check_cosine(c)
-    d = _check("d", d, 2, rule="d >= 2")
-    N = _check("N", N, 1, rule="N >= 1")
+    c = checks.real(c, "c", lo=-1.0, hi=1.0)
+    d = checks.integer(d, "d", lo=2)
+    N = checks.integer(N, "N", lo=1)
 
     def unit(*shape: int) -> torch.Tensor:
         x = torch.randn(*shape, d, generator=generator, dtype=torch.float64)
@@ -160,4 +151,4 @@ def simulate_distractor_win_vectors(c: float, d: int, N: int, trials: int,
         cos = (distractors * query).sum(-1)  # (T, N)
         return cos.amax(1) > c
 
-    return _count(trials, chunk, False, "vectors", hits_in)
+    return count_hits(trials, chunk, False, "vectors", hits_in)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import comb, floor
-from numbers import Integral, Rational, Real
+from numbers import Rational, Real
+
+from .. import checks
 
 __all__ = [
     "capacity",
@@ -35,37 +37,43 @@ __all__ = [
     "union_match_probability",
     "segment_union_false_match",
     "detection_probability",
+    "check_sizes",
+    "check_threshold",
+    "replaced_cells",
 ]
 
 
-def _int(name: str, value: object) -> int:
-    """Return ``value`` as an ``int`` if it is integral (NumPy ints too; ``bool`` rejected)."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int (got {type(value).__name__} {value!r})")
-    return int(value)
+def check_sizes(n: int, w: int, wname: str = "w") -> tuple[int, int]:
+    """A population size and a subset size: ``(n, w)`` as ints, ``n >= 1``, ``0 <= w <= n``.
 
+    Args:
+        n: population (vector) size.
+        w: ON bits of a subset of it; named ``wname`` in the error message (``"a"``, ``"s"``).
 
-def _check(name: str, value: object, lo: int, hi: int | None = None, rule: str = "") -> int:
-    """Check ``lo <= value <= hi``; ``rule`` spells the accepted range in the message."""
-    value = _int(name, value)
-    if value < lo or (hi is not None and value > hi):
-        rule = rule or (f"{lo} <= {name}" + (f" <= {hi}" if hi is not None else ""))
-        raise ValueError(f"{name} must satisfy {rule} (got {name}={value})")
-    return value
-
-
-def _sizes(n: int, w: int, wname: str = "w") -> tuple[int, int]:
-    """Validate a population size ``n > 0`` and a subset size ``0 <= w <= n``."""
-    n = _check("n", n, 1, rule="n >= 1")
-    w = _int(wname, w)
+    Raises:
+        TypeError: ``n`` or ``w`` not an int (NumPy ints are accepted, ``bool`` is not).
+        ValueError: ``n < 1``, or ``w`` outside ``[0, n]``.
+    """
+    n = checks.integer(n, "n", lo=1)
+    w = checks.integer(w, wname)
     if not 0 <= w <= n:
         raise ValueError(f"{wname} must satisfy 0 <= {wname} <= n (got {wname}={w}, n={n})")
     return n, w
 
 
-def _threshold(theta: int, top: int, top_name: str) -> int:
-    """Validate a threshold ``0 <= theta <= top``."""
-    theta = _int("theta", theta)
+def check_threshold(theta: int, top: int, top_name: str) -> int:
+    """A match threshold ``theta`` as an int with ``0 <= theta <= top``.
+
+    Args:
+        theta: the threshold.
+        top: its largest allowed value (the ``w`` or ``s`` it is compared with), named
+            ``top_name`` in the error message.
+
+    Raises:
+        TypeError: ``theta`` not an int.
+        ValueError: ``theta`` outside ``[0, top]``.
+    """
+    theta = checks.integer(theta, "theta")
     if not 0 <= theta <= top:
         raise ValueError(
             f"theta must satisfy 0 <= theta <= {top_name} (got theta={theta}, {top_name}={top})"
@@ -88,7 +96,7 @@ def capacity(n: int, w: int) -> int:
 
     Reference: ahmad2015properties ("Uniqueness and Exact Matches").
     """
-    n, w = _sizes(n, w)
+    n, w = check_sizes(n, w)
     return comb(n, w)
 
 
@@ -115,9 +123,9 @@ def overlap_set_size(n: int, w_x: int, w: int, b: int) -> int:
 
     Reference: ahmad2015properties ("Overlap Sets").
     """
-    n, w_x = _sizes(n, w_x, "w_x")
-    n, w = _sizes(n, w)
-    b = _check("b", b, 0, w, rule=f"0 <= b <= w (w={w})")
+    n, w_x = check_sizes(n, w_x, "w_x")
+    n, w = check_sizes(n, w)
+    b = checks.integer(b, "b", lo=0, hi=w)
     return comb(w_x, b) * comb(n - w_x, w - b)
 
 
@@ -128,8 +136,8 @@ def false_match_probability(n: int, w: int, theta: int) -> Fraction:
 
     Reference: ahmad2015properties ("Inexact Matching").
     """
-    n, w = _sizes(n, w)
-    theta = _threshold(theta, w, "w")
+    n, w = check_sizes(n, w)
+    theta = check_threshold(theta, w, "w")
     return _tail(n, w, w, theta)
 
 
@@ -149,9 +157,9 @@ def segment_false_match(n: int, a: int, s: int, theta: int) -> Fraction:
 
     Reference: hawkins2016why (Eq. 1), ahmad2016how.
     """
-    n, a = _sizes(n, a, "a")
-    n, s = _sizes(n, s, "s")
-    theta = _threshold(theta, s, "s")
+    n, a = check_sizes(n, a, "a")
+    n, s = check_sizes(n, s, "s")
+    theta = check_threshold(theta, s, "s")
     return _tail(n, s, a, theta)
 
 
@@ -170,7 +178,7 @@ def set_false_positive(n: int, w: int, theta: int, M: int) -> Fraction:
     Reference: ahmad2015properties.
     """
     fp = false_match_probability(n, w, theta)
-    M = _check("M", M, 0, rule="M >= 0")
+    M = checks.integer(M, "M", lo=0)
     return 1 - (1 - fp) ** M
 
 
@@ -186,7 +194,7 @@ def set_false_positive_union_bound(n: int, w: int, theta: int, M: int) -> Fracti
     Reference: ahmad2015properties; htmresearch ``projects/sdr_paper/README.md``.
     """
     fp = false_match_probability(n, w, theta)
-    M = _check("M", M, 0, rule="M >= 0")
+    M = checks.integer(M, "M", lo=0)
     return M * fp
 
 
@@ -197,8 +205,8 @@ def union_bit_zero_probability(n: int, w: int, M: int) -> Fraction:
 
     Reference: ahmad2015properties; htmresearch ``sdr_paper_unions.py``.
     """
-    n, w = _sizes(n, w)
-    M = _check("M", M, 0, rule="M >= 0")
+    n, w = check_sizes(n, w)
+    M = checks.integer(M, "M", lo=0)
     return Fraction(n - w, n) ** M
 
 
@@ -251,10 +259,10 @@ def segment_union_false_match(n: int, a: int, s: int, theta: int, M: int) -> tup
 
     Reference: ahmad2016how; htmresearch ``projects/sdr_paper/sdr_paper_unions.py``.
     """
-    n, s = _sizes(n, s, "s")
-    M = _check("M", M, 1, rule="M >= 1")
-    _sizes(n, a, "a")
-    _threshold(theta, s, "s")
+    n, s = check_sizes(n, s, "s")
+    M = checks.integer(M, "M", lo=1)
+    check_sizes(n, a, "a")
+    check_threshold(theta, s, "s")
     p0 = Fraction(n - s, n) ** M
     s_prime = floor(n * (1 - p0) + Fraction(1, 2))
     return segment_false_match(n, a, s_prime, theta), s_prime
@@ -283,22 +291,29 @@ def detection_probability(a: int, s: int, theta: int, noise: Real) -> Fraction:
 
     Reference: hawkins2016why (E9, the deterministic statement).
     """
-    a = _check("a", a, 1, rule="a >= 1")
-    a, s = _sizes(a, s, "s")
-    theta = _threshold(theta, s, "s")
-    replaced = _replaced_cells(a, noise)
+    a = checks.integer(a, "a", lo=1)
+    a, s = check_sizes(a, s, "s")
+    theta = check_threshold(theta, s, "s")
+    replaced = replaced_cells(a, noise)
     return _tail(a, a - replaced, s, theta)
 
 
 _WHOLE_TOLERANCE = 1e-9  # slack for float noise such as 0.6 * 40 = 24.000000000000004
 
 
-def _replaced_cells(a: int, noise: Real) -> int:
-    """Number of replaced cells ``a * noise``, validated to be a whole number."""
-    if isinstance(noise, bool) or not isinstance(noise, Real):
-        raise TypeError(f"noise must be a real number (got {type(noise).__name__} {noise!r})")
-    if not 0 <= noise <= 1:
-        raise ValueError(f"noise must satisfy 0 <= noise <= 1 (got noise={noise})")
+def replaced_cells(a: int, noise: Real) -> int:
+    """Number of cells ``a * noise`` that noise replaces in a pattern of ``a`` cells (E9').
+
+    Args:
+        a: pattern size (an int, checked by the caller).
+        noise: replaced fraction in ``[0, 1]``; a ``Fraction`` (or int) is used exactly, a
+            float may miss a whole number by float noise (``0.6 * 40``), up to ``1e-9 * a``.
+
+    Raises:
+        TypeError: ``noise`` not a real number.
+        ValueError: ``noise`` outside ``[0, 1]``, or ``a * noise`` not a whole number.
+    """
+    checks.fraction(noise, "noise")
     if isinstance(noise, Rational):
         count = a * Fraction(noise)
         if count.denominator != 1:

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .exact import _check
+from .. import checks
 
 __all__ = [
     "pack_bits",
@@ -35,7 +35,7 @@ POPCOUNT_BUDGET = 2**24  # uint64 words per AND block in overlap_popcount (128 M
 _BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _check_bool_matrix(name: str, x: object) -> torch.Tensor:
+def _check_bool_matrix(x: object, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (got {type(x).__name__})")
     if x.dtype != torch.bool or x.dim() != 2:
@@ -43,14 +43,14 @@ def _check_bool_matrix(name: str, x: object) -> torch.Tensor:
     return x
 
 
-def _check_words(name: str, x: object) -> np.ndarray:
+def _check_words(x: object, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype != np.uint64 or x.ndim != 2:
         raise ValueError(f"{name} must be a 2-D np.uint64 array from pack_bits (got {type(x).__name__}"
                          f" {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')})")
     return x
 
 
-def _check_indices(name: str, idx: object, n: int) -> torch.Tensor:
+def _check_indices(idx: object, name: str, n: int) -> torch.Tensor:
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (got {type(idx).__name__})")
     if idx.dtype not in (torch.int32, torch.int64) or idx.dim() != 2:
@@ -64,8 +64,8 @@ def _check_indices(name: str, idx: object, n: int) -> torch.Tensor:
 
 def indices_to_dense(idx: torch.Tensor, n: int) -> torch.Tensor:
     """ON-bit indices (B, w) -> BoolTensor (B, n)."""
-    n = _check("n", n, 1, rule="n >= 1")
-    idx = _check_indices("idx", idx, n)
+    n = checks.integer(n, "n", lo=1)
+    idx = _check_indices(idx, "idx", n)
     return torch.zeros(idx.shape[0], n, dtype=torch.bool).scatter_(1, idx.long(), True)
 
 
@@ -74,7 +74,7 @@ def pack_bits(x: torch.Tensor) -> np.ndarray:
 
     Bit ``k`` of row ``i`` is bit ``k % 64`` of word ``k // 64``; padding bits are 0.
     """
-    x = _check_bool_matrix("x", x)
+    x = _check_bool_matrix(x, "x")
     rows, n = x.shape
     words = -(-n // WORD_BITS)
     packed = np.packbits(x.cpu().numpy(), axis=1, bitorder="little")  # (B, ceil(n/8)) uint8
@@ -103,13 +103,13 @@ def overlap_popcount(a_packed: np.ndarray, b_packed: np.ndarray, chunk: int | No
     Returns:
         LongTensor (Ba, Bb).
     """
-    a = _check_words("a_packed", a_packed)
-    b = _check_words("b_packed", b_packed)
+    a = _check_words(a_packed, "a_packed")
+    b = _check_words(b_packed, "b_packed")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a_packed and b_packed must have the same words per row (got {a.shape[1]}, {b.shape[1]})")
     if chunk is None:
         chunk = max(1, POPCOUNT_BUDGET // max(1, b.shape[0] * b.shape[1]))
-    chunk = _check("chunk", chunk, 1, rule="chunk >= 1")
+    chunk = checks.integer(chunk, "chunk", lo=1)
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.int64)
     for start in range(0, a.shape[0], chunk):
         block = a[start : start + chunk, None, :] & b[None, :, :]  # (chunk, Bb, W)
@@ -128,10 +128,10 @@ def overlap_sparse(a_idx: torch.Tensor, b_idx: torch.Tensor, n: int) -> torch.Te
     Returns:
         LongTensor (Ba, Bb).
     """
-    n = _check("n", n, 1, rule="n >= 1")
+    n = checks.integer(n, "n", lo=1)
 
     def csr(name: str, idx: torch.Tensor) -> sp.csr_array:
-        idx = _check_indices(name, idx, n).cpu().numpy().astype(np.int64)
+        idx = _check_indices(idx, name, n).cpu().numpy().astype(np.int64)
         rows, w = idx.shape
         indptr = np.arange(0, rows * w + 1, w, dtype=np.int64) if rows else np.zeros(1, np.int64)
         return sp.csr_array((np.ones(rows * w, dtype=np.int64), idx.ravel(), indptr), shape=(rows, n))
@@ -150,8 +150,8 @@ def overlap_dense(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Returns:
         LongTensor (Ba, Bb); exact because every count is < 2**24 (``n`` is checked).
     """
-    a = _check_bool_matrix("a", a)
-    b = _check_bool_matrix("b", b)
+    a = _check_bool_matrix(a, "a")
+    b = _check_bool_matrix(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same n (got {a.shape[1]}, {b.shape[1]})")
     if a.shape[1] >= FLOAT32_EXACT_INTS:

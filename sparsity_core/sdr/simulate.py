@@ -22,7 +22,8 @@ import torch
 from scipy.special import ndtri
 from tqdm.auto import tqdm
 
-from .exact import _check, _replaced_cells, _sizes, _threshold
+from .. import checks
+from .exact import check_sizes, check_threshold, replaced_cells
 
 __all__ = [
     "MonteCarlo",
@@ -35,6 +36,7 @@ __all__ = [
     "mc_segment_union_false_match",
     "mc_noise_detection",
     "union_sizes",
+    "count_hits",
 ]
 
 #: Two-sided false-alarm rate of a 3-standard-error band for one comparison (2 * (1 - Phi(3))).
@@ -89,23 +91,33 @@ def se_band(m: int, alpha: float = SINGLE_ALPHA) -> float:
         m: number of checks, ``m >= 1``.
         alpha: family-wise false-alarm rate in (0, 1).
     """
-    m = _check("m", m, 1, rule="m >= 1")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must satisfy 0 < alpha < 1 (got alpha={alpha})")
+    m = checks.integer(m, "m", lo=1)
+    checks.fraction(alpha, "alpha", closed_low=False, closed_high=False)
     return float(-ndtri(alpha / (2 * m)))
 
 
 def _chunks(trials: int, chunk: int, progress: bool, desc: str) -> Iterator[int]:
     """Yield chunk sizes summing to ``trials``, with an optional tqdm bar over chunks."""
-    trials = _check("trials", trials, 1, rule="trials >= 1")
-    chunk = _check("chunk", chunk, 1, rule="chunk >= 1")
+    trials = checks.integer(trials, "trials", lo=1)
+    chunk = checks.integer(chunk, "chunk", lo=1)
     sizes = [min(chunk, trials - start) for start in range(0, trials, chunk)]
     yield from tqdm(sizes, desc=desc, disable=not progress, leave=False)
 
 
-def _count(trials: int, chunk: int, progress: bool, desc: str,
-           hits_in: Callable[[int], torch.Tensor]) -> MonteCarlo:
-    """Sum the hits of ``hits_in(rows) -> BoolTensor (rows,)`` over all chunks."""
+def count_hits(trials: int, chunk: int, progress: bool, desc: str,
+               hits_in: Callable[[int], torch.Tensor]) -> MonteCarlo:
+    """Run ``trials`` Monte-Carlo trials in chunks of at most ``chunk`` and count the hits.
+
+    Args:
+        trials: total trials T, ``>= 1``.
+        chunk: rows per call of ``hits_in``, ``>= 1``.
+        progress: show a tqdm bar over the chunks, labelled ``desc``.
+        hits_in: ``hits_in(rows) -> BoolTensor (rows,)``, one entry per trial of the chunk,
+            True where the trial hit; it draws from its own generator.
+
+    Returns:
+        :class:`MonteCarlo` with the summed hits and ``trials``.
+    """
     hits = sum(int(hits_in(rows).sum()) for rows in _chunks(trials, chunk, progress, desc))
     return MonteCarlo(hits=hits, trials=trials)
 
@@ -133,8 +145,8 @@ def _floyd(count: int, n: int, k: int, generator: torch.Generator) -> tuple[torc
 
 
 def _check_count(count: int, n: int, w: int) -> tuple[int, int, int]:
-    count = _check("count", count, 0, rule="count >= 0")
-    n, w = _sizes(n, w)
+    count = checks.integer(count, "count", lo=0)
+    n, w = check_sizes(n, w)
     return count, n, w
 
 
@@ -188,11 +200,11 @@ def mc_false_match(n: int, w: int, theta: int, trials: int, generator: torch.Gen
     The stored SDR is drawn once per call; by symmetry every stored SDR gives the same
     probability, so the trials are i.i.d. with mean E4.
     """
-    n, w = _sizes(n, w)
-    theta = _threshold(theta, w, "w")
+    n, w = check_sizes(n, w)
+    theta = check_threshold(theta, w, "w")
     stored = random_sdrs(1, n, w, generator)[0]  # (n,)
-    return _count(trials, chunk, progress, "E4",
-                  lambda rows: stored[random_sdr_indices(rows, n, w, generator)].sum(1) >= theta)
+    return count_hits(trials, chunk, progress, "E4",
+                      lambda rows: stored[random_sdr_indices(rows, n, w, generator)].sum(1) >= theta)
 
 
 def mc_set_false_positive(n: int, w: int, theta: int, M: int, trials: int,
@@ -215,9 +227,9 @@ def mc_set_false_positive(n: int, w: int, theta: int, M: int, trials: int,
         standard deviation 2.6, not 1 (at theta = 4 and 5: 1.0 and 0.84, harmless).
         Redrawing per chunk of 1000 trials averages the spread away (ten seeds: 0.78).
     """
-    n, w = _sizes(n, w)
-    theta = _threshold(theta, w, "w")
-    M = _check("M", M, 1, rule="M >= 1")
+    n, w = check_sizes(n, w)
+    theta = check_threshold(theta, w, "w")
+    M = checks.integer(M, "M", lo=1)
     stored = random_sdrs(M, n, w, generator).float().T  # (n, M)
 
     def hits_in(rows: int) -> torch.Tensor:
@@ -227,7 +239,7 @@ def mc_set_false_positive(n: int, w: int, theta: int, M: int, trials: int,
         overlaps = random_sdrs(rows, n, w, generator).float() @ stored  # (B, M)
         return (overlaps >= theta).any(1)
 
-    return _count(trials, chunk, progress, "E6", hits_in)
+    return count_hits(trials, chunk, progress, "E6", hits_in)
 
 
 def mc_segment_false_match(n: int, a: int, s: int, theta: int, trials: int,
@@ -244,14 +256,14 @@ def mc_segment_false_match(n: int, a: int, s: int, theta: int, trials: int,
         element: |S & P| has the same law with the roles swapped, as in
         C(s,b) C(n-s,a-b) / C(n,a) = C(a,b) C(n-a,s-b) / C(n,s).
     """
-    n, a = _sizes(n, a, "a")
-    n, s = _sizes(n, s, "s")
-    theta = _threshold(theta, s, "s")
+    n, a = check_sizes(n, a, "a")
+    n, s = check_sizes(n, s, "s")
+    theta = check_threshold(theta, s, "s")
     fixed_size, drawn_size = max(a, s), min(a, s)
     fixed = random_sdrs(1, n, fixed_size, generator)[0]  # (n,)
-    return _count(trials, chunk, progress, "E5",
-                  lambda rows: fixed[random_sdr_indices(rows, n, drawn_size, generator)].sum(1)
-                  >= theta)
+    return count_hits(trials, chunk, progress, "E5",
+                      lambda rows: fixed[random_sdr_indices(rows, n, drawn_size, generator)].sum(1)
+                      >= theta)
 
 
 def mc_segment_union_false_match(n: int, a: int, s: int, theta: int, M: int, trials: int,
@@ -262,17 +274,17 @@ def mc_segment_union_false_match(n: int, a: int, s: int, theta: int, M: int, tri
     Each trial draws a fresh union (its size is random, unlike E8's rounded mean s') and a
     random pattern of ``a`` active cells; a hit is an overlap >= theta.
     """
-    n, a = _sizes(n, a, "a")
-    n, s = _sizes(n, s, "s")
-    theta = _threshold(theta, s, "s")
-    M = _check("M", M, 1, rule="M >= 1")
+    n, a = check_sizes(n, a, "a")
+    n, s = check_sizes(n, s, "s")
+    theta = check_threshold(theta, s, "s")
+    M = checks.integer(M, "M", lo=1)
 
     def hits_in(rows: int) -> torch.Tensor:
         segment = _union(rows, n, s, M, generator)  # (B, n)
         pattern = random_sdr_indices(rows, n, a, generator)  # (B, a)
         return segment.gather(1, pattern).sum(1) >= theta
 
-    return _count(trials, chunk, progress, "E8", hits_in)
+    return count_hits(trials, chunk, progress, "E8", hits_in)
 
 
 def _outside(pattern: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -300,11 +312,11 @@ def mc_noise_detection(n: int, a: int, s: int, theta: int, noise: Real, trials: 
         noise: replaced fraction; ``a * noise`` must be a whole number (as in
             :func:`.exact.detection_probability`) and at most ``n - a``.
     """
-    n, a = _sizes(n, a, "a")
-    a = _check("a", a, 1, rule="a >= 1")
-    a, s = _sizes(a, s, "s")
-    theta = _threshold(theta, s, "s")
-    replaced = _replaced_cells(a, noise)
+    n, a = check_sizes(n, a, "a")
+    a = checks.integer(a, "a", lo=1)
+    a, s = check_sizes(a, s, "s")
+    theta = check_threshold(theta, s, "s")
+    replaced = replaced_cells(a, noise)
     if replaced > n - a:
         raise ValueError(f"a * noise must be <= n - a cells (got {replaced}, n - a = {n - a})")
 
@@ -318,7 +330,7 @@ def mc_noise_detection(n: int, a: int, s: int, theta: int, noise: Real, trials: 
             active.scatter_(1, off, False).scatter_(1, on, True)
         return active.gather(1, synapses).sum(1) >= theta
 
-    return _count(trials, chunk, progress, "E9'", hits_in)
+    return count_hits(trials, chunk, progress, "E9'", hits_in)
 
 
 def union_sizes(n: int, w: int, M: int, trials: int, generator: torch.Generator, *,
@@ -328,8 +340,8 @@ def union_sizes(n: int, w: int, M: int, trials: int, generator: torch.Generator,
     Returns:
         LongTensor (trials,); its mean estimates E|X| = n (1 - (1 - w/n)^M).
     """
-    n, w = _sizes(n, w)
-    M = _check("M", M, 1, rule="M >= 1")
+    n, w = check_sizes(n, w)
+    M = checks.integer(M, "M", lo=1)
     sizes = [_union(rows, n, w, M, generator).sum(1)
              for rows in _chunks(trials, chunk, progress, "E7")]
     return torch.cat(sizes)

@@ -151,6 +151,8 @@ def test_bad_arguments_raise():
         load_digits(test_fraction="0.2")
     with pytest.raises(ValueError, match="seed"):
         load_digits(seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        load_digits(seed=1.0)
     with pytest.raises(ValueError, match="num_samples"):
         load_mnist1d(num_samples=105)
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from netguard import no_network
-from sparsity_core import paths
-from sparsity_core.assets import manifest
+from sparsity_core import artifacts, paths
 from sparsity_core.assets import retrieval as builder
 from sparsity_core.data.retrieval import (
     MIN_DISTRACTOR_WORDS, SPLITS, load_distractors, load_pydocs, pydocs_dir)
@@ -89,16 +89,16 @@ def test_relevant_indices_valid(bench_all):
 
 def test_checksums_verify_and_tampering_fails(tmp_path, monkeypatch):
     for name in FILES:
-        manifest.verify(pydocs_dir() / name)
+        artifacts.verify(pydocs_dir() / name)
     root = tmp_path / "repo"
     shutil.copytree(pydocs_dir(), root / "data" / builder.OUT_SUBDIR)
-    shutil.copy(manifest.manifest_path(), root / "data" / manifest.MANIFEST_NAME)
+    shutil.copy(artifacts.manifest_path(), root / "data" / artifacts.MANIFEST_NAME)
     monkeypatch.setenv(paths.ROOT_ENV, str(root))
     assert len(load_pydocs().docs) == N_DOCS                 # a faithful copy loads
     queries = root / "data" / builder.OUT_SUBDIR / "queries.jsonl.gz"
     raw = queries.read_bytes()
     queries.write_bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
-    with pytest.raises(manifest.ChecksumError, match="queries.jsonl.gz"):
+    with pytest.raises(artifacts.ChecksumError, match="queries.jsonl.gz"):
         load_pydocs()
 
 
@@ -197,6 +197,17 @@ def test_parse_snippet():
     assert by_id["spam.Pan.heat"].text == "Heat the pan to t degrees:\n\nPan(3).heat(100)"
     assert by_id["spam.Pan.heat"].kind == "method" and by_id["spam.RED"].kind == "data"
     assert entries[-1].noindex and not entries[0].noindex
+
+
+def test_stored_doc_embeddings_are_unit_rows_one_per_document():
+    from sparsity_core.data import load_doc_embeddings
+
+    with no_network() as attempts:
+        emb = load_doc_embeddings()
+        bench = load_pydocs()
+    assert attempts == []
+    assert emb.dtype == torch.float32 and emb.shape == (len(bench.docs), 384)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(len(emb)), atol=2e-3, rtol=0)
 
 
 def test_query_helpers():

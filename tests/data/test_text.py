@@ -8,8 +8,7 @@ import torch
 
 from packages import hide_package
 from netguard import no_network
-from sparsity_core import paths
-from sparsity_core.assets import manifest
+from sparsity_core import artifacts, paths
 from sparsity_core.data import text
 from sparsity_core.data.text import (
     BPE_VOCAB_SIZE,
@@ -104,12 +103,17 @@ def test_split_text_hand_worked():
     (dict(name="hamlet"), "name must be one of"),
     (dict(name="kjv", fractions=(0.9, 0.05, 0.1)), "sum to 1"),
     (dict(name="kjv", fractions=(0.9, 0.1)), "triple"),
-    (dict(name="kjv", fractions=(1.1, -0.05, -0.05)), "non-negative"),
+    (dict(name="kjv", fractions=(1.1, -0.05, -0.05)), r"fractions\[1\] must be >= 0"),
     (dict(name="kjv", fractions=(0.0, 0.5, 0.5)), "train"),
 ])
 def test_text_splits_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         text_splits(**kwargs)
+
+
+def test_text_splits_rejects_a_fraction_that_is_not_a_number():
+    with pytest.raises(TypeError, match=r"fractions\[2\] must be a number"):
+        text_splits("kjv", fractions=(0.9, 0.05, "0.05"))
 
 
 def test_split_text_needs_enough_lines():
@@ -146,8 +150,8 @@ def test_char_tokenizer_names_unknown_characters():
 
 def test_committed_tokenizer_matches_the_manifest(bpe):
     path = paths.data_dir() / "tokenizers" / "shakespeare_bpe.json"
-    assert manifest.verify(path) == path
-    entry = manifest.read_manifest()["tokenizers/shakespeare_bpe.json"]
+    assert artifacts.verify(path) == path
+    entry = artifacts.read_manifest()["tokenizers/shakespeare_bpe.json"]
     assert entry.command == "python -m sparsity_core.assets build tokenizer"
     assert bpe.vocab_size == BPE_VOCAB_SIZE
 
@@ -155,13 +159,13 @@ def test_committed_tokenizer_matches_the_manifest(bpe):
 def test_altered_tokenizer_is_refused(tmp_path, monkeypatch):
     data = tmp_path / "data"
     (data / "tokenizers").mkdir(parents=True)
-    shutil.copy(manifest.manifest_path(), data / "MANIFEST")
+    shutil.copy(artifacts.manifest_path(), data / "MANIFEST")
     target = data / "tokenizers" / "shakespeare_bpe.json"
     shutil.copy(text.bpe_tokenizer_path(), target)
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
     assert load_bpe_tokenizer().vocab_size == BPE_VOCAB_SIZE
     target.write_bytes(target.read_bytes() + b"\n")
-    with pytest.raises(manifest.ChecksumError, match="build tokenizer"):
+    with pytest.raises(artifacts.ChecksumError, match="build tokenizer"):
         load_bpe_tokenizer()
     with pytest.raises(ValueError, match="name"):
         load_bpe_tokenizer("kjv")

@@ -108,6 +108,30 @@ def test_a_hook_on_attn_probs_switches_to_the_explicit_path():
     assert (probs.triu(1) == 0).all()  # no attention to the future
 
 
+def test_any_hook_on_attn_probs_counts_until_its_handle_is_removed():
+    model = _model()
+    idx = _tokens()
+    fast = _logits_and_grads(model, idx)
+    attn = model.blocks[0].attn
+    seen = []
+    pre = attn.hook_attn_probs.register_forward_pre_hook(lambda m, args: seen.append("pre"))
+    post = attn.hook_attn_probs.register_forward_hook(lambda m, args, out: seen.append("post"))
+    assert attn.probs_requested()
+    _assert_same(fast, _logits_and_grads(model, idx))
+    assert seen == ["pre", "post"]
+    post.remove()
+    assert attn.probs_requested()            # the pre-hook is still there
+    pre.remove()
+    pre.remove()                             # removing twice is harmless
+    assert not attn.probs_requested()
+    with attn.hook_attn_probs.register_forward_hook(lambda m, args, out: None):
+        assert attn.probs_requested()
+    assert not attn.probs_requested()
+    model(idx)
+    assert seen == ["pre", "post"]           # removed hooks are not called
+    assert not model.blocks[1].attn.probs_requested()  # hooks are per module
+
+
 def test_slow_twins_leave_logits_and_grads_unchanged():
     reference = _model()
     idx = _tokens()

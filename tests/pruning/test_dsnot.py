@@ -79,6 +79,8 @@ def test_bad_input():
         dsnot_mask(W, mask, ONES6, -var, ONES6)
     with pytest.raises(ValueError, match="max_cycles"):
         dsnot_mask(W, mask, ONES6, var, ONES6, max_cycles=-1)
+    with pytest.raises(TypeError, match="max_cycles must be an int"):
+        dsnot_mask(W, mask, ONES6, var, ONES6, max_cycles=2.0)
 
 
 def test_pipeline_refines_attention_only_and_keeps_exact_sparsity():

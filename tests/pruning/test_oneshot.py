@@ -173,6 +173,18 @@ def test_sparsegpt_rejects_bad_input(kwargs, match):
         sparsegpt_prune(W, 2 * X.T @ X / len(X), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sparsity="0.5"), "sparsity must be a number"),
+    (dict(nm=(2.0, 4)), "n must be an int"),
+    (dict(sparsity=0.5, blocksize=None), "blocksize must be an int"),
+    (dict(sparsity=0.5, percdamp="0.01"), "percdamp must be a number"),
+])
+def test_sparsegpt_rejects_arguments_of_the_wrong_type(kwargs, match):
+    W, X = _layer(d_out=2, d_in=8)
+    with pytest.raises(TypeError, match=match):
+        sparsegpt_prune(W, 2 * X.T @ X / len(X), **kwargs)
+
+
 def test_sparsegpt_rejects_a_hessian_of_the_wrong_shape():
     with pytest.raises(ValueError, match="hessian"):
         sparsegpt_prune(torch.randn(2, 8), torch.eye(6), sparsity=0.5)

@@ -172,6 +172,12 @@ def test_imp_rate_arithmetic():
         imp_density(3, 1.0)
     with pytest.raises(ValueError, match="sparsity"):
         imp_rounds(1.0, 0.2)
+    with pytest.raises(ValueError, match="rounds"):
+        imp_density(-1, 0.2)
+    with pytest.raises(TypeError, match="rounds must be an int"):
+        imp_density(2.0, 0.2)
+    with pytest.raises(TypeError, match="rate must be a number"):
+        imp_rounds(0.5, "0.2")
 
 
 def test_rewind_restores_the_snapshot_on_kept_weights_and_zero_on_pruned():

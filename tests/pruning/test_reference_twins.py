@@ -294,15 +294,12 @@ def test_dsnot_ties_break_by_column_index():
         assert fn(W, mask, ones, ones, ones, max_cycles=1, update_threshold=1.75).tolist() == expected
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: zero variances are clamped to the smallest normal "
-                   "float, so constant inputs get finite grow keys c / tiny^p and are ordered by |c| "
-                   "(p <= 1, |c| small) or, once c / tiny^p overflows, by index: the order depends on "
-                   "var_power and on |c|, not only on the infinite score the docstring promises")
 @pytest.mark.parametrize("var_power", [0.5, 1.0, 2.0])
 def test_dsnot_constant_inputs_tie_at_an_infinite_grow_score(var_power):
     # two constant inputs (variance 0), both pruned with c > 0: both have an infinite grow score,
     # so they tie and the lower index is grown first (the reference divides by var ** p and gets
-    # inf for both: a stable sort keeps index order). The package grows index 1 for p = 0.5 and 1.
+    # inf for both: a stable sort keeps index order). Clamping the variance to the smallest float
+    # (an earlier version) grew index 1 for p = 0.5 and 1.
     ones = torch.ones(4, dtype=torch.float64)
     W = torch.tensor([[0.5, 1.0, -30.0, 0.1]], dtype=torch.float64)
     mask = torch.tensor([[False, False, True, True]])

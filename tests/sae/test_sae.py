@@ -98,11 +98,28 @@ def test_decoder_columns_stay_unit_norm_and_loss_falls(kind):
     assert 0 <= ev["fvu"] < 1 and ev["l0"] > 0
 
 
-def test_decoder_gradient_is_orthogonal_to_columns():
+def test_decoder_gradient_projection_removes_the_component_along_each_column():
     m = S.TopKSAE(8, 16, k=3, generator=_gen())
     x = torch.randn(32, 8, generator=_gen(1))
-    m.loss(x)[0].backward()
-    assert torch.allclose((m.W_dec.grad * m.W_dec.detach()).sum(0), torch.zeros(16), atol=1e-6)
+    m.loss(x).loss.backward()
+    raw = m.W_dec.grad.clone()
+    assert (raw * m.W_dec.detach()).sum(0).abs().max() > 1e-3          # something to remove
+    m.project_decoder_grad_()
+    W = m.W_dec.detach()
+    assert torch.allclose((m.W_dec.grad * W).sum(0), torch.zeros(16), atol=1e-6)
+    torch.testing.assert_close(m.W_dec.grad, raw - (W * raw).sum(0) * W)
+
+
+def test_a_deep_copied_sae_trains_exactly_as_the_original():
+    """The projection lives in train_sae's optimizer hook, not on the module: a copy keeps it."""
+    import copy
+    x, _ = S.superposition_data(1024, 8, 24, 0.1, generator=_gen())
+    m = S.TopKSAE(8, 32, k=3, aux_k=4, dead_tokens=64, generator=_gen(1))
+    twin = copy.deepcopy(m)
+    for model in (m, twin):
+        S.train_sae(model, x, steps=20, batch_size=128, lr=1e-2, generator=_gen(2), progress=False)
+    for (name, a), b in zip(m.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_tied_init_transposes_decoder():
@@ -160,7 +177,7 @@ def test_matryoshka_first_prefix_reconstructs_on_its_own():
     m = S.MatryoshkaSAE(8, 16, k=2, prefixes=[4], generator=_gen())
     x = torch.randn(32, 8, generator=_gen(1))
     f = S.batch_topk(m.pre_acts(x), 2)
-    total, x_hat = m._reconstruction(x, f)
+    total, x_hat = m.reconstruction(x, f)
     x4 = m.b_dec + f[:, :4] @ m.W_dec[:, :4].T
     expect = 0.5 * (x - x4).pow(2).sum(1).mean() + 0.5 * (x - m.decode(f)).pow(2).sum(1).mean()
     assert torch.allclose(total, expect) and torch.allclose(x_hat, m.decode(f))
@@ -169,8 +186,8 @@ def test_matryoshka_first_prefix_reconstructs_on_its_own():
 def test_batchtopk_inference_uses_the_threshold():
     m = S.BatchTopKSAE(8, 16, k=2, threshold_start=0, generator=_gen())
     x = torch.randn(64, 8, generator=_gen(1))
-    m.loss(x)
-    assert float(m.threshold) > 0
+    out = m.training_step(x)
+    assert float(m.threshold) == float(out.f.detach()[out.f > 0].min())     # the first update copies the minimum
     m.eval()
     f = m.encode(x)
     assert (f[f > 0] > m.threshold).all()
@@ -185,6 +202,83 @@ def test_gated_code_is_gate_times_magnitude():
     assert torch.equal(f[:, ::2], torch.zeros(5, 3))
     mag = torch.relu((x - m.b_dec) @ m.W_enc.T * m.r_mag.exp() + m.b_mag)
     assert torch.allclose(f[:, 1::2], mag[:, 1::2])
+
+
+# ----------------------------------------------------------------------------- no hidden state
+def _stats(m):
+    return {k: v.clone() for k, v in m.named_buffers()}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_loss_changes_no_statistic_in_either_mode(kind, mode):
+    m = S.make_sae(kind, 8, 32, generator=_gen(), dead_tokens=16, **KINDS[kind])
+    m.train(mode == "train")
+    x = torch.randn(24, 8, generator=_gen(1))
+    before = _stats(m)
+    out = m.loss(x)
+    assert isinstance(out, S.SAEOutput) and out.loss.dim() == 0 and out.f.shape == (24, 32)
+    for k, v in _stats(m).items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_update_stats_refuses_eval_mode(kind):
+    m = S.make_sae(kind, 8, 32, generator=_gen(), **KINDS[kind]).eval()
+    with pytest.raises(RuntimeError, match="training mode"):
+        m.training_step(torch.randn(4, 8, generator=_gen(1)))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_training_steps_do_not_depend_on_losses_evaluated_in_between(kind):
+    xs = [torch.randn(16, 8, generator=_gen(i)) for i in range(4)]
+    a = S.make_sae(kind, 8, 32, generator=_gen(9), dead_tokens=20, **KINDS[kind])
+    b = S.make_sae(kind, 8, 32, generator=_gen(9), dead_tokens=20, **KINDS[kind])
+    logs_a = [a.training_step(x).logs() for x in xs]
+    logs_b = []
+    for x in xs:
+        b.loss(torch.randn(16, 8, generator=_gen(7)))              # an evaluation between steps
+        b.eval(); b.encode(x); b.train()
+        logs_b.append(b.training_step(x).logs())
+    assert logs_a == logs_b
+    for k, v in _stats(a).items():
+        assert torch.equal(v, _stats(b)[k]), k
+
+
+def test_update_stats_counts_tokens_since_fired_and_steps():
+    m = S.TopKSAE(4, 6, k=1, generator=_gen())
+    f = torch.tensor([[0.0, 2.0, 0, 0, 0, 0], [0, 0, 0, 1.0, 0, 0], [0, 3.0, 0, 0, 0, 0]])
+    m.update_stats(f)
+    assert torch.equal(m.tokens_since_fired, torch.tensor([3, 0, 3, 0, 3, 3])) and int(m.step) == 1
+    m.update_stats(f[:1])
+    assert torch.equal(m.tokens_since_fired, torch.tensor([4, 0, 4, 1, 4, 4])) and int(m.step) == 2
+
+
+def test_step_output_logs_are_the_step_numbers():
+    m = S.ReLUSAE(4, 6, l1_coeff=0.5, generator=_gen())
+    x = torch.randn(10, 4, generator=_gen(1))
+    out = m.training_step(x)
+    logs = out.logs()
+    assert list(logs) == ["mse", "l0", "dead", "l1"]
+    assert logs["l0"] == pytest.approx(float((out.f > 0).sum()) / 10, rel=1e-6)
+    torch.testing.assert_close(out.loss, out.terms["mse"] + 0.5 * out.terms["l1"])
+
+
+def test_jumprelu_penalty_ramp_counts_the_current_step():
+    m = S.JumpReLUSAE(4, 6, l0_coeff=1.0, l0_warmup=4, generator=_gen())
+    x = torch.randn(8, 4, generator=_gen(1))
+    assert m.penalty_ramp() == 0.0                              # before any step: no penalty
+    out = m.training_step(x)
+    assert m.penalty_ramp() == 0.25
+    torch.testing.assert_close(out.loss, out.terms["mse"] + 0.25 * out.terms["l0_penalty"])
+
+
+def test_auxk_is_a_hook_of_the_skeleton_off_by_default():
+    assert S.ReLUSAE(4, 6, l1_coeff=0.1).aux_k == 0
+    m = S.BatchTopKSAE(4, 6, k=1, aux_k=2, dead_tokens=1, generator=_gen())
+    m.tokens_since_fired.fill_(5)
+    pre = m.pre_acts(torch.randn(8, 4, generator=_gen(1)))
+    assert type(m).aux_loss is S.SAE.aux_loss and float(m.aux_loss(pre, torch.randn(8, 4)).detach()) > 0
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -259,9 +353,9 @@ def test_linear_toy_model_represents_about_m_features():
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("k", [0, -1, 17, 2.5])
-def test_bad_k_raises(k):
-    with pytest.raises(ValueError, match="k must be"):
+@pytest.mark.parametrize("k, error", [(0, ValueError), (-1, ValueError), (17, ValueError), (2.5, TypeError)])
+def test_bad_k_raises(k, error):
+    with pytest.raises(error, match="k must"):
         S.TopKSAE(8, 16, k=k)
 
 
