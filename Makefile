@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export OMP_NUM_THREADS := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv unit chapters-check smoke render-check report timings clean assets-retrieval assets-models
+.PHONY: book test venv unit chapters-check smoke render-check report timings sweep clean assets-retrieval assets-models
 
 venv: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[bench,book,sae,test]"
+	$(PY) -m pip install -q -e ".[bench,book,sae,sweep,test]"
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
@@ -67,6 +67,17 @@ assets-retrieval: $(STAMP)
 assets-models: $(STAMP)
 	$(PY) -m sparsity_core.assets build tokenizer
 	$(PY) -m sparsity_core.assets build tinygpt
+
+# Seed sweep: each chapter x seed as a task on Dask (a LocalCluster here; SCHEDULER=tcp://host:port
+# for an existing cluster); sweep records to data/sweeps/, then the report page is rebuilt.
+CHAPTERS ?=
+SEEDS ?= 1 2 3
+SCALE ?= default
+SCHEDULER ?=
+sweep: $(STAMP)
+	$(PY) ci/sweep.py $(if $(strip $(CHAPTERS)),--chapters $(CHAPTERS),) --seeds $(SEEDS) --scale $(SCALE) \
+		$(if $(strip $(SCHEDULER)),--scheduler $(SCHEDULER),)
+	$(PY) ci/build_report.py
 
 report: $(STAMP)
 	$(PY) ci/build_report.py

@@ -1,4 +1,6 @@
-"""Write (or, with --check, verify) book/reproducibility.md from data/results/*.json."""
+"""Write (or, with --check, verify) book/reproducibility.md from data/results/*.json and the
+seed sweeps in data/sweeps/*.json (a sweep whose sources changed since is shown as stale, so
+the check fails until the page says so)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +8,7 @@ import sys
 
 from sparsity_core import paths
 from sparsity_core.claims import load_paper_claims
-from sparsity_core.report import chapter_records, report_markdown
+from sparsity_core.report import chapter_records, chapter_sweeps, report_markdown
 
 
 def main() -> int:
@@ -15,7 +17,8 @@ def main() -> int:
                     help="fail if the committed page differs from what the records give")
     args = ap.parse_args()
     page = paths.repo_root() / "book" / "reproducibility.md"
-    text = report_markdown(chapter_records(paths.committed_results_dir()), load_paper_claims())
+    records = chapter_records(paths.committed_results_dir())
+    text = report_markdown(records, load_paper_claims(), chapter_sweeps(records))
     if args.check:
         if not page.exists() or page.read_text(encoding="utf-8") != text:
             print(f"{page} is stale: run `python ci/build_report.py`", file=sys.stderr)

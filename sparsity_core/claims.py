@@ -331,9 +331,21 @@ class Scorecard:
 
     # -- reporting ---------------------------------------------------------------------
     def table(self):
-        """The scorecard as a pandas DataFrame, one row per recorded claim."""
+        """The scorecard as a pandas DataFrame, one row per recorded claim.
+
+        The column "other seeds" is how often each claim held in the chapter's committed
+        seed sweep (``data/sweeps/<chapter>.json``, :mod:`sparsity_core.sweeps`), marked stale
+        when the chapter's sources changed since the sweep.
+        """
         import pandas as pd
 
+        from . import sweeps
+
+        try:
+            sweep = sweeps.load_sweep(self.chapter)
+            current = sweeps.source_hash(self.chapter) if sweep is not None else None
+        except FileNotFoundError:                    # a notebook outside book/ (tests, drafts)
+            sweep, current = None, None
         rows = [{
             "claim": c.id,
             "paper": f"{c.paper} ({c.where})",
@@ -343,6 +355,7 @@ class Scorecard:
             "check": c.check,
             "expected": c.expect.replace("_", " "),
             "status": status_label(asdict(c)) + (f": {c.reason}" if c.reason else ""),
+            "other seeds": sweeps.holds_text(sweep, c.id, current) or "no sweep yet",
         } for c in self.claims.values()]
         return pd.DataFrame(rows).set_index("claim")
 

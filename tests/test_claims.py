@@ -217,11 +217,39 @@ def test_results_path_names_non_default_runs(csv_path, tmp_path, monkeypatch):
 def test_table_shows_expectation_beside_status(card):
     record_all(card, c_mc=False, c_miss=False)
     df = card.table()
-    assert list(df.columns) == ["paper", "paper's number", "our number", "our setting", "check", "expected", "status"]
+    assert list(df.columns) == ["paper", "paper's number", "our number", "our setting", "check", "expected", "status",
+                                "other seeds"]
+    assert (df["other seeds"] == "no sweep yet").all()
     assert df.loc["c-exact", "paper's number"] == "0.5" and df.loc["c-exact", "our number"] == "0.5"
     assert df.loc["c-mc", "status"].startswith("❌ FAIL (expected to pass)")
     assert df.loc["c-miss", "status"].startswith("⚠️ not reproduced, as expected: too few steps")
     assert df.loc["c-miss", "expected"] == "not reproduced"
+
+
+def test_table_shows_the_sweep_and_marks_it_stale_when_sources_change(card, csv_path, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from sparsity_core import sweeps
+
+    monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path))
+    (tmp_path / "book").mkdir()
+    (tmp_path / "sparsity_core").mkdir()
+    (tmp_path / "data" / "sweeps").mkdir(parents=True)
+    shutil.copy(csv_path, tmp_path / "data" / "paper_claims.csv")
+    nb = tmp_path / "book" / "99_toy.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x = 1", "outputs": []}]}))
+    record = {"chapter": "99_toy", "stamp": {}, "claims": [{"id": "c-exact", "status": "pass", "measured": 0.5}]}
+    tasks = {s: {"ok": True, "seconds": 1.0, "peak_mb": 1.0, "error": ""} for s in (1, 2)}
+    sweep = sweeps.aggregate("99_toy", "default", [1, 2], sweeps.source_hash("99_toy"), {1: record, 2: record},
+                             tasks, "t")
+    (tmp_path / "data" / "sweeps" / "99_toy.json").write_text(json.dumps(sweep))
+    record_all(card)
+    df = card.table()
+    assert df.loc["c-exact", "other seeds"] == "holds on 2 of 2 seeds; measured 0.5 ± 0"
+    assert df.loc["c-mc", "other seeds"] == "no sweep yet"                  # not in that sweep
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x = 2", "outputs": []}]}))
+    assert card.table().loc["c-exact", "other seeds"].endswith("(stale: sources changed since the sweep)")
 
 
 # -- comparing records ------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_environment_yml_agrees_with_pyproject():
 
 def test_torch_pin_is_installed_first_in_makefile():
     make = (paths.repo_root() / "Makefile").read_text()
-    assert make.index("$(TORCH)") < make.index('-e ".[bench,book,sae,test]"')
+    assert make.index("$(TORCH)") < make.index('-e ".[bench,book,sae,sweep,test]"')
     assert "TORCH := torch==2.13.0" in make
 
 
@@ -41,5 +41,5 @@ def test_nodeps_wheels_are_installed_by_make_and_named_for_conda():
             if l.strip() and not l.startswith("#")]
     assert pins and all("==" in p for p in pins)
     make = (root / "Makefile").read_text()
-    assert make.index('-e ".[bench,book,sae,test]"') < make.index("--no-deps -r requirements-nodeps.txt")
+    assert make.index('-e ".[bench,book,sae,sweep,test]"') < make.index("--no-deps -r requirements-nodeps.txt")
     assert "pip install --no-deps -r requirements-nodeps.txt" in (root / "environment.yml").read_text()

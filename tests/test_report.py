@@ -57,3 +57,27 @@ def test_committed_report_page_is_fresh():
     r = subprocess.run([sys.executable, "ci/build_report.py", "--check"], cwd=paths.repo_root(),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _sweep(current_hash="h", failed=()):
+    from sparsity_core import sweeps
+
+    rec = _one_claim_record()
+    tasks = {s: {"ok": s not in failed, "seconds": 1.0, "peak_mb": 1.0, "error": "timed out after 9 s" if s in failed else ""}
+             for s in (1, 2, 3)}
+    records = {s: None if s in failed else {**rec, "claims": [{**rec["claims"][0], "status": "pass" if s != 2 else "fail"}]}
+               for s in (1, 2, 3)}
+    return sweeps.aggregate("99_toy", "default", [1, 2, 3], "h", records, tasks, "2026-11-30 12:00 UTC"), current_hash
+
+
+def test_report_shows_how_often_each_claim_held_on_other_seeds():
+    text = report_markdown([_one_claim_record()], sweeps={"99_toy": _sweep()})
+    assert "| 99_toy | seeds 1, 2, 3 at `default`, 2026-11-30 12:00 UTC | current | all ran |" in text
+    assert "| holds on 2 of 3 seeds; measured 2 ± 0 |" in text
+    assert "| no sweep yet |" in report_markdown([_one_claim_record()])
+
+
+def test_report_marks_a_stale_sweep_and_names_failed_seeds():
+    text = report_markdown([_one_claim_record()], sweeps={"99_toy": _sweep(current_hash="other", failed=(3,))})
+    assert "| **stale** (sources changed since) | seed 3 failed: timed out after 9 s |" in text
+    assert "holds on 1 of 3 seeds (1 missing); measured 2 ± 0 (stale: sources changed since the sweep)" in text
