@@ -544,8 +544,22 @@ def remove_masks(model: nn.Module, *, bake: bool = True) -> nn.Module:
     for name, module, tensor, _ in list(masked_tensors(model)):
         if len(module.parametrizations[tensor]) != 1:
             raise ValueError(f"{name!r} has other parametrizations besides its Mask; remove them first")
+        _own_parametrized_class(module)
         parametrize.remove_parametrizations(module, tensor, leave_parametrized=bake)
     return model
+
+
+def _own_parametrized_class(module: nn.Module) -> None:
+    """Give ``module`` a private copy of its generated parametrized class.
+
+    ``torch.nn.utils.parametrize`` swaps a module's class for a generated subclass holding one
+    property per parametrized tensor, and removal deletes the property *from that class*. A
+    ``copy.deepcopy`` shares the class with its source, so removing masks from a copy would
+    strip the source's weights too; removing from a private copy of the class cannot.
+    """
+    cls = type(module)
+    module.__class__ = type(cls.__name__, cls.__bases__,
+                            {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")})
 
 
 @torch.no_grad()

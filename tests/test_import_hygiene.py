@@ -26,6 +26,7 @@ OUTSIDE_MODULES = {
                 "sparsity_core.models.cnn", "sparsity_core.models.hooks",
                 "sparsity_core.models.mlp", "sparsity_core.models.tinygpt"},
     "sae": {"sparsity_core.checks", "sparsity_core.training"},
+    "dst": {"sparsity_core.checks", "sparsity_core.masks", "sparsity_core.schedules"},
     "data": {"sparsity_core.artifacts", "sparsity_core.checks", "sparsity_core.paths"},
     "pretrained": {"sparsity_core.artifacts", "sparsity_core.checks", "sparsity_core.paths",
                    "sparsity_core.models", "sparsity_core.models.blocks",

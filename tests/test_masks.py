@@ -340,6 +340,21 @@ def test_remove_masks_squashes(bake):
     assert current_masks(model) == {}
 
 
+def test_removing_masks_from_a_deep_copy_leaves_the_original_masked():
+    import copy
+
+    model = _model()
+    masks = _masks(model)
+    apply_masks(model, masks)
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    expected = model(x).detach()
+    twin = remove_masks(copy.deepcopy(model))
+    assert type(twin.fc1) is nn.Linear and current_masks(twin) == {}
+    assert torch.equal(model(x), expected) and set(current_masks(model)) == set(masks)
+    remove_masks(model)
+    assert type(model.fc1) is nn.Linear and torch.equal(model(x), expected)
+
+
 def test_apply_masks_rejects_bad_masks():
     model = _model()
     with pytest.raises(ValueError, match="shape"):
