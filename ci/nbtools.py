@@ -24,7 +24,10 @@ def chapters(names: list[str] | None = None) -> list[Path]:
     given as stems like ``01_sdr`` or ``01``)."""
     found = sorted(p for p in BOOK.glob("*.ipynb") if CHAPTER_RE.match(p.name))
     if names:
-        found = [p for p in found if any(p.stem == n or p.stem.startswith(n + "_") for n in names)]
+        stems = {p.stem for p in found}
+        # a full stem names that chapter only (07_sae is not 07_sae_scaling); a prefix (07) all
+        found = [p for p in found if any(p.stem == n or (n not in stems and p.stem.startswith(n + "_"))
+                                         for n in names)]
         if not found:
             raise SystemExit(f"no chapter matches {names}")
     return found

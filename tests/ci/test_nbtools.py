@@ -110,3 +110,9 @@ def test_toc_chapters_reads_nested_parts(tmp_path):
                    "  - caption: B\n    chapters:\n      - file: book/07_sae\n        sections:\n"
                    "          - file: book/07_sae_scaling\n")
     assert nbtools.toc_chapters(toc) == ["01_sdr", "07_sae", "07_sae_scaling"]
+
+
+def test_a_full_stem_names_one_chapter_and_a_prefix_all_of_its_parts():
+    assert [p.stem for p in nbtools.chapters(["07_sae"])] == ["07_sae"]
+    assert [p.stem for p in nbtools.chapters(["07"])] == ["07_sae", "07_sae_scaling"]
+    assert [p.stem for p in nbtools.chapters(["01"])] == ["01_sdr"]
