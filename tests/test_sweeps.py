@@ -146,7 +146,10 @@ def test_package_closure_follows_relative_lazy_and_parent_imports(tmp_path):
     assert len(sweeps.package_closure("def broken(:", pkg)) == len(files)     # unparsable: everything
 
 
-def test_every_committed_sweep_record_parses():
-    for path in sorted(sweeps.sweeps_dir().glob("*.json")):
+def test_every_committed_sweep_record_parses_and_names_a_chapter():
+    files = sorted(sweeps.sweeps_dir().glob("*.json"))
+    assert files, "no sweep record committed in data/sweeps"
+    for path in files:
         record = sweeps.load_sweep(path.stem)
         assert record["chapter"] == path.stem
+        assert (paths.repo_root() / "book" / f"{path.stem}.ipynb").is_file(), f"{path.name}: no such chapter"
