@@ -9,16 +9,18 @@ is a gather and a batched multiply-add with no per-row bookkeeping (unlike CSR's
 pointers). Dimension letters: B batch (any leading dimensions), D_in inputs, D_out outputs,
 k the fan-in.
 
-Forward, measured (``ci/bench_condensed.py``; D_in = D_out = 1024, 90 % sparse, one thread,
-a shared Xeon): for a single row the gather-multiply-sum ``(x[I] * V).sum(-1)`` is fastest
-(1-D ``index_select`` with int32 indices: 132 us against 178 us for dense GEMV and 157 us
-for CSR); from two rows on, ``torch.nn.functional.embedding_bag`` with ``x^T`` as the table,
-``I`` as the bags and ``V`` as per-sample weights is fastest: one fused kernel that never
-builds the ``(B, D_out, k)`` gather, 0.2 ms against 14 ms (gather-sum) and 2.7 ms
-(``einsum``) at B = 32, 1.6 ms against 118 ms and 89 ms at B = 256. Both paths are
-differentiable in ``x``, ``V`` and the bias. condensed-sparsity's
-``CondensedLinearFineGrained`` is the gather formulation; its fast path is a custom
-C++/CUDA kernel (``FixedFanInCuda``), not used here.
+Forward, measured (``ci/bench_condensed.py``; D_in = D_out = 1024, 90 % sparse, a shared
+2-core Xeon whose timings vary about 2x from run to run): for a single row without
+gradients (inference) the compiled loop of :mod:`~sparsity_core.dst.condensed_kernel` is
+fastest (about 70 us against 95 us for dense GEMV, 115 us for CSR and 140-260 us for the
+eager gather-multiply-sum ``(x[I] * V).sum(-1)``, two threads); the eager gather is the
+single-row path when gradients are recorded or numba is missing. From two rows on,
+``torch.nn.functional.embedding_bag`` with ``x^T`` as the table, ``I`` as the bags and ``V``
+as per-sample weights is fastest: one fused kernel that never builds the ``(B, D_out, k)``
+gather, 0.2 ms against 14 ms (gather-sum) and 2.7 ms (``einsum``) at B = 32, 1.6 ms against
+118 ms and 89 ms at B = 256. The eager paths are differentiable in ``x``, ``V`` and the
+bias. condensed-sparsity's ``CondensedLinearFineGrained`` is the gather formulation; its
+fast path is a custom C++/CUDA kernel (``FixedFanInCuda``), not used here.
 
 References: lasby2024dynamic (the condensed representation); calgaryml/condensed-sparsity
 ``src/condensed_sparsity/condensed_linear.py`` (read, not copied).
@@ -33,6 +35,8 @@ from torch import nn
 
 from .. import checks
 from ..masks import as_bool_mask
+from .condensed_kernel import available as kernel_available
+from .condensed_kernel import condensed_matvec
 
 __all__ = ["CondensedLinear"]
 
@@ -54,13 +58,18 @@ class CondensedLinear(nn.Module):
             as int32 (half the index traffic of int64, as condensed-sparsity's ``FixedFanInCuda``).
         in_features: ``D_in``.
         bias: ``(D_out,)`` or None.
+        use_kernel: for a single float32 row while no gradient is recorded (inference),
+            run the compiled kernel of :mod:`~sparsity_core.dst.condensed_kernel` when numba
+            is installed; False: always the eager PyTorch path (the kernel's slow twin).
 
     Shapes: ``(*, D_in) -> (*, D_out)``.
     """
 
     def __init__(self, values: torch.Tensor, indices: torch.Tensor, in_features: int,
-                 bias: torch.Tensor | None = None):
+                 bias: torch.Tensor | None = None, *, use_kernel: bool = True):
         super().__init__()
+        if not isinstance(use_kernel, bool):
+            raise TypeError(f"use_kernel must be a bool (got {use_kernel!r})")
         in_features = checks.positive_int(in_features, "in_features")
         if values.dim() != 2 or indices.shape != values.shape:
             raise ValueError(f"values and indices must both be (D_out, k) (got {tuple(values.shape)} "
@@ -74,10 +83,11 @@ class CondensedLinear(nn.Module):
         self.values = nn.Parameter(values.detach().clone())
         self.register_buffer("indices", indices.detach().to(torch.int32).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        self.use_kernel = use_kernel
 
     @classmethod
     def from_masked(cls, weight: torch.Tensor, mask: torch.Tensor,
-                    bias: torch.Tensor | None = None) -> "CondensedLinear":
+                    bias: torch.Tensor | None = None, *, use_kernel: bool = True) -> "CondensedLinear":
         """Condense ``where(mask, weight, 0)``.
 
         Args:
@@ -85,6 +95,7 @@ class CondensedLinear(nn.Module):
             mask: bool (or 0/1) ``(D_out, D_in)`` with the same number ``k >= 1`` of kept
                 entries in every row.
             bias: ``(D_out,)`` or None.
+            use_kernel: as in the constructor.
 
         Raises:
             ValueError: not 2-D, mismatched shapes, rows with different counts (SRigL's
@@ -102,7 +113,8 @@ class CondensedLinear(nn.Module):
             raise ValueError("mask keeps no inputs")
         rows, cols = mask.nonzero(as_tuple=True)     # row-major: each row's inputs in order
         indices = cols.reshape(-1, k)
-        return cls(weight.detach()[rows, cols].reshape(-1, k), indices, weight.shape[1], bias)
+        return cls(weight.detach()[rows, cols].reshape(-1, k), indices, weight.shape[1], bias,
+                   use_kernel=use_kernel)
 
     def to_dense(self) -> torch.Tensor:
         """The weight ``(D_out, D_in)``, zeros where nothing is stored."""
@@ -114,6 +126,8 @@ class CondensedLinear(nn.Module):
             raise ValueError(f"expected inputs (*, {self.in_features}) (got {tuple(x.shape)})")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)                                # (B, D_in)
+        if self._kernel_applies(x2):
+            return condensed_matvec(x2[0], self.values, self.indices, self.bias).reshape(*lead, self.out_features)
         if x2.shape[0] >= EMBEDDING_BAG_MIN_ROWS:
             y = F.embedding_bag(self.indices, x2.t().contiguous(),          # table (D_in, B)
                                 per_sample_weights=self.values, mode="sum").t()
@@ -125,6 +139,13 @@ class CondensedLinear(nn.Module):
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
 
+    def _kernel_applies(self, x2: torch.Tensor) -> bool:
+        """One float32 row, nothing to differentiate, the kernel wanted and installed."""
+        tensors = [x2, self.values] + ([self.bias] if self.bias is not None else [])
+        recording = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        return (self.use_kernel and x2.shape[0] == 1 and not recording
+                and all(t.dtype == torch.float32 for t in tensors) and kernel_available())
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"fan_in={self.fan_in}, bias={self.bias is not None}")
+                f"fan_in={self.fan_in}, bias={self.bias is not None}, use_kernel={self.use_kernel}")

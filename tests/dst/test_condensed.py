@@ -7,7 +7,9 @@ import torch
 
 from sparsity_core import paths
 from sparsity_core.dst import CondensedLinear, constant_fan_in_mask
+from sparsity_core.dst import condensed as condensed_module
 from sparsity_core.dst.condensed import EMBEDDING_BAG_MIN_ROWS
+from sparsity_core.dst.condensed_kernel import available, condensed_matvec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,6 +75,62 @@ def test_indices_are_each_rows_inputs_in_order():
     assert layer.indices.tolist() == [[0, 2], [1, 2], [0, 3]]
     assert layer.values.tolist() == [[0.0, 2.0], [5.0, 6.0], [8.0, 11.0]]
     assert "fan_in=2" in repr(layer)
+
+
+@pytest.mark.parametrize("d_out, d_in, k, lead, bias", [
+    (5, 7, 1, (), True),            # k = 1, a 1-D input
+    (5, 7, 7, (1,), True),          # k = D_in
+    (1, 9, 4, (1,), False),         # one output, no bias
+    (37, 101, 13, (1, 1), True),    # odd sizes, leading dimensions of one row
+    (300, 784, 78, (1,), True),     # LeNet-300-100's first layer at 90 %
+])
+def test_the_compiled_kernel_equals_the_eager_path_and_the_dense_layer(d_out, d_in, k, lead, bias):
+    assert available(), "numba is a dependency of the package: the compiled kernel must be available"
+    weight, mask, b = _case(d_out, d_in, k, bias, seed=k)
+    weight, b = weight.float(), None if b is None else b.float()
+    fast = CondensedLinear.from_masked(weight, mask, b)
+    slow = CondensedLinear.from_masked(weight, mask, b, use_kernel=False)
+    x = torch.randn(*lead, d_in)
+    with torch.no_grad():
+        assert fast._kernel_applies(x.reshape(-1, d_in)) and not slow._kernel_applies(x.reshape(-1, d_in))
+        y_fast, y_slow = fast(x), slow(x)
+    assert y_fast.shape == y_slow.shape == (*lead, d_out)
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y_fast, _reference(x.double(), weight.double(), mask, None if b is None else b.double()).float(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_the_kernel_is_not_used_where_gradients_are_recorded_or_it_is_missing(monkeypatch):
+    weight, mask, b = _case(6, 8, 3)
+    weight, b = weight.float(), b.float()
+    layer = CondensedLinear.from_masked(weight, mask, b)
+    x = torch.randn(1, 8)
+    assert not layer._kernel_applies(x)                  # values require grad, grad mode on
+    y = layer(x)
+    assert y.grad_fn is not None
+    y.sum().backward()
+    assert layer.values.grad is not None
+    assert not layer._kernel_applies(x.double())         # float32 only
+    assert not layer._kernel_applies(torch.randn(2, 8))  # one row only
+    monkeypatch.setattr(condensed_module, "kernel_available", lambda: False)
+    with torch.no_grad():
+        assert not layer._kernel_applies(x)
+        torch.testing.assert_close(layer(x), _reference(x, weight, mask, b))
+
+
+def test_the_kernel_rejects_bad_input():
+    values, indices, x = torch.randn(3, 2), torch.zeros(3, 2, dtype=torch.int32), torch.randn(4)
+    with pytest.raises(ValueError, match=r"\(D_out, k\)"):
+        condensed_matvec(x, values, indices[:, :1])
+    with pytest.raises(ValueError, match=r"\(D_in,\)"):
+        condensed_matvec(x[None], values, indices)
+    with pytest.raises(TypeError, match="int32"):
+        condensed_matvec(x, values, indices.long())
+    with pytest.raises(ValueError, match="bias"):
+        condensed_matvec(x, values, indices, torch.zeros(2))
+    torch.testing.assert_close(condensed_matvec(x, values, indices), values.sum(1) * x[0])
+    with pytest.raises(TypeError, match="use_kernel"):
+        CondensedLinear(values, indices, 4, use_kernel=1)
 
 
 def test_bad_input_raises_clear_errors():
