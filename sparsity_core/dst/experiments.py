@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import torch
+from scipy import stats
 from torch import nn
 
 from .. import checks
@@ -40,7 +41,8 @@ from .methods import SET, SNFS, SNFS_PRUNE_RATE, SRigL, RigL, constant_fan_in_ma
 from .updater import RIGL_ALPHA, MaskUpdate, UpdateSchedule
 
 __all__ = ["METHODS", "SGD_LR", "SGD_MOMENTUM", "SGD_WEIGHT_DECAY", "BATCH_SIZE", "T_END_FRACTION",
-           "RunConfig", "SparseRun", "train_mlp", "sparse_wide", "weight_macs"]
+           "RunConfig", "SparseRun", "PairedDifference", "train_mlp", "paired_difference", "sparse_wide",
+           "weight_macs"]
 
 #: Methods :func:`train_mlp` knows: no mask, a fixed random mask, and the four updaters.
 METHODS = ("dense", "static", "set", "rigl", "snfs", "srigl")
@@ -257,6 +259,47 @@ def train_mlp(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor
                      masks_final=current_masks(model), ever_active=tracker.union,
                      ever_active_curve=tuple(tracker.curve),
                      updates=tuple(updater.history) if updater is not None else (), seconds=seconds)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Seed-mean of ``a - b`` over paired seeds, in percentage points, with its 95 % t-interval.
+
+    Attributes:
+        mean: seed mean of the per-seed differences (pp).
+        low, high: the two-sided 95 % Student-t interval of the mean (``nan`` for one seed).
+        per_seed: the per-seed differences (pp), in seed order.
+    """
+
+    mean: float
+    low: float
+    high: float
+    per_seed: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.2f} pp [{self.low:+.2f}, {self.high:+.2f}]"
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> PairedDifference:
+    """Paired difference of two arms' accuracies (fractions), run on the same seeds.
+
+    Args:
+        a, b: accuracies in [0, 1] of the two arms, one per seed, in the same seed order.
+
+    Returns:
+        A :class:`PairedDifference` of ``100 * (a - b)``: the mean and the interval
+        :math:`\\bar d \\pm t_{0.975,\\,n-1}\\, s_d / \\sqrt{n}`.
+    """
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"a and b must hold one accuracy per seed, as many each (got {len(a)} and {len(b)})")
+    d = [100 * (x - y) for x, y in zip(a, b)]
+    mean = sum(d) / len(d)
+    if len(d) == 1:
+        return PairedDifference(mean, math.nan, math.nan, tuple(d))
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+    half = float(stats.t.ppf(0.975, len(d) - 1)) * sd / math.sqrt(len(d))
+    return PairedDifference(mean, mean - half, mean + half, tuple(d))
 
 
 def sparse_wide(sizes: Sequence[int], sparsity: float) -> tuple[tuple[int, ...], dict[str, float]]:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sparsity_core.dst.experiments import METHODS, RunConfig, sparse_wide, train_mlp, weight_macs
+from sparsity_core.dst.experiments import METHODS, RunConfig, paired_difference, sparse_wide, train_mlp, weight_macs
 from sparsity_core.dst import fan_in
 from sparsity_core.models import CNN1d, MLP
 
@@ -139,3 +139,19 @@ def test_bad_input():
     x, y, xt, yt = _data()
     with pytest.raises(ValueError):
         train_mlp(x, y[:-1], xt, yt, _config("static"))
+
+
+def test_paired_difference_is_the_t_interval_of_the_per_seed_differences():
+    d = paired_difference([0.97, 0.96, 0.98], [0.95, 0.955, 0.96])
+    assert d.per_seed == pytest.approx((2.0, 0.5, 2.0))
+    assert d.mean == pytest.approx(1.5)
+    # sd of (2, 0.5, 2) = sqrt(0.75); t(0.975, 2) = 4.302653
+    half = 4.302653 * math.sqrt(0.75) / math.sqrt(3)
+    assert (d.low, d.high) == pytest.approx((1.5 - half, 1.5 + half), rel=1e-6)
+    assert str(d) == f"+1.50 pp [{1.5 - half:+.2f}, {1.5 + half:+.2f}]"
+    one = paired_difference([0.5], [0.25])
+    assert one.mean == 25.0 and math.isnan(one.low) and math.isnan(one.high)
+    with pytest.raises(ValueError, match="one accuracy per seed"):
+        paired_difference([0.5, 0.6], [0.5])
+    with pytest.raises(ValueError, match="one accuracy per seed"):
+        paired_difference([], [])
