@@ -214,7 +214,13 @@ def grouped_experts(experts: Experts, x: torch.Tensor, weights: torch.Tensor, in
     tokens, slots = tokens[order], slots[order]
     sizes = torch.bincount(e_of, minlength=experts.num_experts).tolist()     # M_e
     xs = x[tokens]                                                           # (M, C), sorted by expert
-    out = torch.cat([experts.expert(e, seg) for e, seg in enumerate(xs.split(sizes))])   # (M, C)
+    # unbind once: indexing w1[e] per expert would make autograd scatter E full-size (E, C, H)
+    # gradients (one per expert) where unbind's backward stacks the E slices once
+    w1, w2 = experts.w1.unbind(0), experts.w2.unbind(0)
+    b1 = experts.b1.unbind(0) if experts.b1 is not None else [None] * experts.num_experts
+    b2 = experts.b2.unbind(0) if experts.b2 is not None else [None] * experts.num_experts
+    out = torch.cat([expert_mlp(seg, w1[e], b1[e], w2[e], b2[e]) if len(seg) else seg
+                     for e, seg in enumerate(xs.split(sizes))])                             # (M, C)
     out = out * weights[tokens, slots][:, None]
     return x.new_zeros(x.shape[0], experts.d_model).index_add(0, tokens, out)
 
