@@ -27,6 +27,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Variables a Dask nanny sets in its workers (``distributed.nanny.pre-spawn-environ``) that a
+#: chapter must not inherit: ``MALLOC_TRIM_THRESHOLD_=65536`` makes glibc hand freed memory back
+#: at once, so every fresh tensor page-faults again (measured: a LeNet-300-100 training run of
+#: Chapter 4 takes 1.6-1.8x as long with it), and the one-thread BLAS pins would override
+#: ``--threads``. A task runs in the environment a shell would give it.
+UNSET_WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": None, "MKL_NUM_THREADS": None, "OPENBLAS_NUM_THREADS": None}
 #: Seconds between two polls of a task's time and memory.
 POLL_SECONDS = 0.25
 #: Per-task wall-clock limits by scale (seconds): 3x the book's 180 s budget at default.
@@ -38,6 +44,8 @@ def run_command(cmd: list[str], *, env: dict | None = None, cwd: str | None = No
     """Run ``cmd`` in a new process group; kill the group past ``timeout_s`` seconds or when its
     processes together hold more than ``memory_mb`` MB resident (0: no limit).
 
+    ``env`` is added to this process's environment; a ``None`` value removes that variable.
+
     Returns ``{"ok", "returncode", "seconds", "peak_mb", "error", "output"}``; ``error`` says
     why a run failed (exit status, signal, time-out, memory) and ``output`` is the tail of its
     combined stdout and stderr.
@@ -45,7 +53,9 @@ def run_command(cmd: list[str], *, env: dict | None = None, cwd: str | None = No
     import psutil
 
     start = time.perf_counter()
-    log = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+    merged = {**os.environ, **(env or {})}
+    merged = {k: v for k, v in merged.items() if v is not None}      # None in env: unset it
+    log = subprocess.Popen(cmd, cwd=cwd, env=merged, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, start_new_session=True)
     root = psutil.Process(log.pid)
     peak, reason = 0.0, ""
@@ -101,7 +111,7 @@ def run_chapter(*, repo: str, python: str, chapter: str, seed: int, scale: str, 
     cmd = [python, str(Path(repo) / "ci" / "execute_chapters.py"), chapter, "--scale", scale,
            "--seed", str(seed), "--out", str(Path(out) / "executed" / f"seed{seed}")]
     env = {"SPARSITY_RESULTS_DIR": str(results_dir), "OMP_NUM_THREADS": str(threads),
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", **UNSET_WORKER_ENV}
     run = run_command(cmd, env=env, cwd=repo, timeout_s=timeout_s, memory_mb=memory_mb)
     found = _records(results_dir, chapter)
     record = json.loads(found[0].read_text(encoding="utf-8")) if len(found) == 1 else None

@@ -102,3 +102,11 @@ def test_two_seed_smoke_sweep_on_a_local_cluster_with_a_killed_task(tmp_path):
     assert mixed["claims"] and all(c["statuses"]["3"] == sweeps.MISSING and c["runs"] == 2
                                    for c in mixed["claims"].values())
     assert "(1 missing)" in sweeps.holds_text(mixed, next(iter(mixed["claims"])), "h")
+
+
+def test_run_command_sets_and_unsets_environment_variables(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    show = "import os; print(os.environ.get('MALLOC_TRIM_THRESHOLD_', 'unset'), os.environ.get('SWEEP_X'))"
+    assert sweep.run_command([PY, "-c", show], env={"SWEEP_X": "1"})["output"].split() == ["65536", "1"]
+    res = sweep.run_command([PY, "-c", show], env={"SWEEP_X": "2", **sweep.UNSET_WORKER_ENV})
+    assert res["output"].split() == ["unset", "2"]
