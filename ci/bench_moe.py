@@ -51,20 +51,11 @@ import argparse
 import sys
 
 import torch
-from torch import nn
 
 from sparsity_core.bench import hardware_fingerprint, time_call
 from sparsity_core.moe import Experts, TopKRouter, expert_capacity
 
 C, H = 256, 1024                  # the sizes (width, expert hidden width)
-
-
-def _dense_ffn(d_model: int, d_hidden: int, generator: torch.Generator) -> nn.Module:
-    ffn = nn.Sequential(nn.Linear(d_model, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_model))
-    with torch.no_grad():
-        for p in ffn.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
-    return ffn
 
 
 def case(tokens: int, num_experts: int, k: int, *, d_model: int = C, d_hidden: int = H,
@@ -75,7 +66,7 @@ def case(tokens: int, num_experts: int, k: int, *, d_model: int = C, d_hidden: i
     router = TopKRouter(d_model, num_experts, k)
     with torch.no_grad():
         router.w_gate.copy_(torch.randn(router.w_gate.shape, generator=g))
-    dense = _dense_ffn(d_model, k * d_hidden, g)
+    dense = Experts(1, d_model, k * d_hidden, generator=g)     # one C -> kH -> C GELU FFN, the same MLP
     x = torch.randn(tokens, d_model, generator=g)
     with torch.no_grad():
         routing = router(x)
@@ -84,7 +75,7 @@ def case(tokens: int, num_experts: int, k: int, *, d_model: int = C, d_hidden: i
         "loop": lambda xx: experts(xx, routing, impl="loop"),
         "grouped": lambda xx: experts(xx, routing, impl="grouped"),
         "padded": lambda xx: experts(xx, routing, impl="padded", capacity=capacity),
-        "dense": lambda xx: dense(xx),
+        "dense": lambda xx: dense.expert(0, xx),
     }
     if tokens > loop_max:
         impls.pop("loop")
