@@ -14,8 +14,8 @@ random tokens of width C; the experts (C -> H -> C, GELU) run as
 * ``dense``: one FFN C -> k*H -> C, the dense layer with the same active multiply-adds per
   token,
 
-and reports microseconds per call (fastest of ``--repeat`` repeats, ``sparsity_core.bench.
-time_call``), the ratios to dense and padded/grouped, and the rows each implementation
+and reports microseconds per call (fastest of ``--repeat`` interleaved rounds, ``sparsity_core.moe.bench.
+time_experts``), the ratios to dense and padded/grouped, and the rows each implementation
 multiplies (``padded`` includes its padding rows; the working-set bytes of the dispatch
 buffer are rows x C x 4). Router time is excluded: every implementation gets the same
 ``Routing``. Forward+backward calls ``backward`` on the sum of the output and includes the
@@ -52,55 +52,10 @@ import sys
 
 import torch
 
-from sparsity_core.bench import hardware_fingerprint, time_call
-from sparsity_core.moe import Experts, TopKRouter, expert_capacity
-
-C, H = 256, 1024                  # the issue's sizes (width, expert hidden width)
-
-
-def case(tokens: int, num_experts: int, k: int, *, d_model: int = C, d_hidden: int = H,
-         capacity_factor: float = 1.25, repeat: int = 5, loop_max: int = 512, seed: int = 0) -> list[dict]:
-    """Rows ``{impl, pass, us, rows}`` for one (tokens, experts, k)."""
-    g = torch.Generator().manual_seed(seed)
-    experts = Experts(num_experts, d_model, d_hidden, generator=g)
-    router = TopKRouter(d_model, num_experts, k)
-    with torch.no_grad():
-        router.w_gate.copy_(torch.randn(router.w_gate.shape, generator=g))
-    dense = Experts(1, d_model, k * d_hidden, generator=g)     # one C -> kH -> C GELU FFN, the same MLP
-    x = torch.randn(tokens, d_model, generator=g)
-    with torch.no_grad():
-        routing = router(x)
-    capacity = expert_capacity(tokens, num_experts, capacity_factor, k)
-    impls = {
-        "loop": lambda xx: experts(xx, routing, impl="loop"),
-        "grouped": lambda xx: experts(xx, routing, impl="grouped"),
-        "padded": lambda xx: experts(xx, routing, impl="padded", capacity=capacity),
-        "dense": lambda xx: dense.expert(0, xx),
-    }
-    if tokens > loop_max:
-        impls.pop("loop")
-    # the three MoE implementations agree where nothing overflows (checked on the uncapped padded)
-    with torch.no_grad():
-        torch.testing.assert_close(experts(x, routing, impl="grouped"), experts(x, routing, impl="padded"),
-                                   rtol=1e-4, atol=1e-5)
-    kept = int(routing.kept.sum())
-    rows = {"loop": kept, "grouped": kept, "padded": num_experts * capacity, "dense": tokens}
-    out = []
-    for name, fn in impls.items():
-        with torch.no_grad():
-            t_fwd = time_call(lambda: fn(x), repeat=repeat, warmup=1, min_seconds=0.01)
-        xg = x.clone().requires_grad_(True)
-
-        def step():
-            for p in list(experts.parameters()) + list(dense.parameters()):
-                p.grad = None
-            fn(xg).sum().backward()
-
-        t_bwd = time_call(step, repeat=repeat, warmup=1, min_seconds=0.01)
-        for which, t in (("forward", t_fwd), ("forward+backward", t_bwd)):
-            out.append({"tokens": tokens, "experts": num_experts, "k": k, "impl": name, "pass": which,
-                        "us": 1e6 * min(t.repeats), "rows": rows[name]})
-    return out
+from sparsity_core.bench import hardware_fingerprint
+from sparsity_core.moe.bench import BENCH_D_HIDDEN as H
+from sparsity_core.moe.bench import BENCH_D_MODEL as C
+from sparsity_core.moe.bench import time_experts
 
 
 def _print(rows: list[dict]) -> None:
@@ -134,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in args.k:
                 if k > e:
                     continue
-                rows += case(t, e, k, d_model=args.d_model, d_hidden=args.d_hidden,
+                rows += time_experts(t, e, k, d_model=args.d_model, d_hidden=args.d_hidden,
                              capacity_factor=args.capacity_factor, repeat=args.repeat, loop_max=args.loop_max)
     print(f"\nmicroseconds per call (fastest of {args.repeat}), C={args.d_model}, H={args.d_hidden}, "
           f"capacity factor {args.capacity_factor}, {torch.get_num_threads()} threads")

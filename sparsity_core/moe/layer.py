@@ -176,13 +176,18 @@ class MoEFFN(nn.Module):
         ``aux[name] = aux_weights[name] * LOSSES[name](routing)``. ``generator`` draws the
         router noise (noisy top-k in training mode); ``token_ids (*)`` feed a hash router."""
         routing = self.route(x, token_ids=token_ids, generator=generator)
+        aux = {name: w * LOSSES[name](routing) for name, w in self.aux_weights.items()}
+        return BlockOutput(self.mix(x, routing), aux)
+
+    def mix(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """``(*, C)``: the experts' output for ``x (*, C)`` under a given ``routing`` of its
+        ``N`` tokens (the second half of :meth:`forward`, without the auxiliary losses)."""
         x2 = x.reshape(-1, x.shape[-1])                                      # (N, C)
         capacity = None
         if self.impl == "padded":
             capacity = getattr(self.router, "capacity", lambda n: None)(x2.shape[0])
         y = self.experts(x2, routing, impl=self.impl, capacity=capacity)     # (N, C)
-        aux = {name: w * LOSSES[name](routing) for name, w in self.aux_weights.items()}
-        return BlockOutput(self.dropout(y).reshape(x.shape), aux)
+        return self.dropout(y).reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"impl={self.impl!r}, aux_weights={self.aux_weights}"
