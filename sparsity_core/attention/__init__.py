@@ -1,0 +1,19 @@
+"""Sparse attention (Chapter 6): patterns as token and block masks, and the dense reference.
+
+* :mod:`~sparsity_core.attention.patterns`: Sparse Transformers' strided and fixed patterns
+  (child2019generating), BigBird's block pattern (zaheer2020big), A-shape and vertical-slash
+  masks, block top-k selection, block/token conversions and the closed-form sizes.
+* :mod:`~sparsity_core.attention.reference`: dense masked attention, the ground truth.
+
+Shapes: ``(n, n)`` bool masks, True = query ``i`` attends to key ``j``.
+"""
+from .patterns import (a_shape_count, a_shape_mask, bigbird_block_count, bigbird_block_mask, block_topk_mask,
+                       blocks_of, causal_mask, density, expand_blocks, fixed_count, fixed_heads, fixed_mask,
+                       local_mask, strided_count, strided_heads, strided_mask, two_hop_reachable,
+                       vertical_slash_mask)
+from .reference import masked_attention
+
+__all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
+           "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
+           "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
+           "blocks_of", "density", "masked_attention"]
