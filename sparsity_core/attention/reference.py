@@ -14,7 +14,7 @@ import math
 
 import torch
 
-__all__ = ["masked_attention"]
+__all__ = ["masked_attention", "masked_softmax"]
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
@@ -43,8 +43,14 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
         mask = torch.broadcast_to(mask, scores.shape)
     except RuntimeError as err:
         raise ValueError(f"mask {tuple(mask.shape)} does not broadcast to the scores {tuple(scores.shape)}") from err
+    return masked_softmax(scores, mask) @ v
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``scores`` over the last axis where ``mask`` (same shape, bool) is True; rows
+    with no True entry give all-zero weights and no gradient (the book's convention for a query
+    that attends to nothing)."""
     any_key = mask.any(dim=-1, keepdim=True)                             # (*, N, 1)
     # a row with no key gets a harmless all-zero score row, then its weights are zeroed
     scores = scores.masked_fill(~mask & any_key, float("-inf")).masked_fill(~any_key, 0.0)
-    weights = scores.softmax(dim=-1) * any_key
-    return weights @ v
+    return scores.softmax(dim=-1) * any_key
