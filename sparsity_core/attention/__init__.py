@@ -13,11 +13,12 @@ from .patterns import (a_shape_count, a_shape_mask, bigbird_block_count, bigbird
                        blocks_of, causal_mask, density, expand_blocks, fixed_count, fixed_heads, fixed_mask,
                        local_mask, strided_count, strided_heads, strided_mask, two_hop_reachable,
                        vertical_slash_mask)
-from .block_sparse import block_gather_attention, block_index, flex_block_attention, flex_block_mask
+from .block_sparse import (BlockLayout, block_gather_attention, block_index, block_layout, flex_block_attention,
+                           flex_block_mask)
 from .reference import masked_attention, masked_softmax
 
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
-           "blocks_of", "density", "masked_attention", "masked_softmax", "block_index", "block_gather_attention",
+           "blocks_of", "density", "masked_attention", "masked_softmax", "block_index", "BlockLayout", "block_layout", "block_gather_attention",
            "flex_block_mask", "flex_block_attention"]

@@ -20,15 +20,16 @@ Taught in: Chapter 6, "Sparse attention".
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from .. import checks
 from .patterns import expand_blocks
-from .reference import masked_softmax
 
-__all__ = ["block_index", "block_gather_attention", "flex_block_mask", "flex_block_attention"]
+__all__ = ["block_index", "BlockLayout", "block_layout", "block_gather_attention", "flex_block_mask",
+           "flex_block_attention"]
 
 
 def block_index(block_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,41 +81,83 @@ def _pad(x: torch.Tensor, length: int) -> torch.Tensor:
     return x if extra == 0 else torch.cat([x, x.new_zeros(*x.shape[:-2], extra, x.shape[-1])], dim=-2)
 
 
-def block_gather_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: torch.Tensor,
-                           block: int, *, mask: torch.Tensor | None = None,
-                           scale: float | None = None) -> torch.Tensor:
-    """``(*, N, Dv)``: attention restricted to the kept blocks, computed tile by tile.
+@dataclass(frozen=True, eq=False)
+class BlockLayout:
+    """What :func:`block_gather_attention` needs of a pattern, computed once per pattern.
+
+    Attributes:
+        n: tokens N; block: tokens per block; nb: ``ceil(N / block)``.
+        index: ``(nb, K)`` kept key blocks of each query block (:func:`block_index`).
+        bias: ``(nb, block, K * block)`` float32 additive mask of the gathered tiles: 0 where the
+            token mask keeps the entry, ``-inf`` elsewhere; 0 on rows with no key at all.
+        rows: ``(nb, block, 1)`` float32, 1 for queries with at least one key, else 0.
+        density: kept (query, key) entries over ``N^2``.
+    """
+
+    n: int
+    block: int
+    nb: int
+    index: torch.Tensor
+    bias: torch.Tensor
+    rows: torch.Tensor
+    density: float
+
+
+def block_layout(block_mask: torch.Tensor, block: int, n: int, *, mask: torch.Tensor | None = None) -> BlockLayout:
+    """The :class:`BlockLayout` of the token mask ``mask & expand_blocks(block_mask, block, n)``.
 
     Args:
-        q, k, v: ``(*, N, D)``, ``(*, N, D)``, ``(*, N, Dv)``.
-        block_mask: ``(nb, nb)`` bool, ``nb = ceil(N / block)``.
+        block_mask: ``(nb, nb)`` bool, ``nb = ceil(n / block)``.
         block: tokens per block.
-        mask: optional ``(N, N)`` token mask inside the kept blocks (e.g. causal).
-        scale: default ``1 / sqrt(D)``.
-
-    Cost: ``(N / block) * K`` tiles of ``block x block`` scores, ``K`` the most kept key blocks
-    of any query block (rows with fewer are padded and masked).
+        n: tokens.
+        mask: optional ``(n, n)`` token mask inside the kept blocks (e.g. causal).
     """
-    n = _check_qkv(q, k, v)
+    n = checks.positive_int(n, "n")
     b = checks.positive_int(block, "block")
     token = _token_mask(mask, block_mask, b, n)                          # (N, N)
     nb = block_mask.shape[0]
     index, valid = block_index(block_mask)                               # (nb, K)
     K = index.shape[1]
+    # the token mask of each gathered tile: (nb, b, K b); padding slots and keys >= N are False
+    tm = torch.zeros(nb * b, nb * b, dtype=torch.bool)
+    tm[:n, :n] = token
+    tiles = tm.reshape(nb, b, nb, b).permute(0, 2, 1, 3)                # (nb q, nb k, b, b)
+    tiles = tiles.gather(1, index[:, :, None, None].expand(nb, K, b, b)) & valid[:, :, None, None]
+    keep = tiles.permute(0, 2, 1, 3).reshape(nb, b, K * b)
+    rows = keep.any(dim=2, keepdim=True)                                 # (nb, b, 1)
+    bias = torch.zeros(keep.shape).masked_fill(~keep & rows, float("-inf"))
+    return BlockLayout(n=n, block=b, nb=nb, index=index, bias=bias, rows=rows.float(),
+                       density=int(token.sum()) / (n * n))
+
+
+def block_gather_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, *,
+                           scale: float | None = None) -> torch.Tensor:
+    """``(*, N, Dv)``: attention restricted to the kept blocks of ``layout``, tile by tile.
+
+    Args:
+        q, k, v: ``(*, N, D)``, ``(*, N, D)``, ``(*, N, Dv)``.
+        layout: a :func:`block_layout` for this N.
+        scale: default ``1 / sqrt(D)``.
+
+    Cost: ``nb * K`` tiles of ``block x block`` scores, ``K`` the most kept key blocks of any
+    query block (rows with fewer are padded and masked): one gather of K and V, two batched
+    matmuls, one softmax.
+    """
+    n = _check_qkv(q, k, v)
+    if not isinstance(layout, BlockLayout) or layout.n != n:
+        raise ValueError(f"layout must be a BlockLayout for N = {n} (see block_layout)")
+    b, nb, index = layout.block, layout.nb, layout.index
+    K = index.shape[1]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     lead = q.shape[:-2]
     qb = _pad(q, nb * b).reshape(*lead, nb, b, q.shape[-1])              # (*, nb, b, D)
-    kb = _pad(k, nb * b).reshape(*lead, nb, b, k.shape[-1])
-    vb = _pad(v, nb * b).reshape(*lead, nb, b, v.shape[-1])
-    kg = kb[..., index, :, :].reshape(*lead, nb, K * b, k.shape[-1])    # (*, nb, K b, D)
-    vg = vb[..., index, :, :].reshape(*lead, nb, K * b, v.shape[-1])
-    # the token mask of each gathered tile: (nb, b, K b); padding slots and keys >= N are False
-    tm = _pad(_pad(token, nb * b).transpose(0, 1), nb * b).transpose(0, 1)   # (nb b, nb b)
-    tiles = tm.reshape(nb, b, nb, b).permute(0, 2, 1, 3)                # (nb q, nb k, b, b)
-    tiles = tiles.gather(1, index[:, :, None, None].expand(nb, K, b, b)) & valid[:, :, None, None]
-    tile_mask = tiles.permute(0, 2, 1, 3).reshape(nb, b, K * b)
-    scores = (qb @ kg.transpose(-2, -1)) * scale                        # (*, nb, b, K b)
-    out = masked_softmax(scores, tile_mask.expand_as(scores)) @ vg      # (*, nb, b, Dv)
+    flat = index.reshape(-1)
+    kg = _pad(k, nb * b).reshape(*lead, nb, b, k.shape[-1]).index_select(-3, flat)   # (*, nb K, b, D)
+    vg = _pad(v, nb * b).reshape(*lead, nb, b, v.shape[-1]).index_select(-3, flat)
+    kg = kg.reshape(*lead, nb, K * b, k.shape[-1])                      # (*, nb, K b, D)
+    vg = vg.reshape(*lead, nb, K * b, v.shape[-1])
+    scores = (qb @ kg.transpose(-2, -1)).mul_(scale).add_(layout.bias.to(q.dtype))   # (*, nb, b, K b)
+    out = (scores.softmax(dim=-1) @ vg) * layout.rows.to(q.dtype)     # (*, nb, b, Dv)
     return out.reshape(*lead, nb * b, v.shape[-1])[..., :n, :]
 
 

@@ -6,8 +6,8 @@ import torch
 
 from sparsity_core.attention import (bigbird_block_mask, block_topk_mask, causal_mask, expand_blocks,
                                      local_mask, masked_attention)
-from sparsity_core.attention.block_sparse import (block_gather_attention, block_index, flex_block_attention,
-                                                  flex_block_mask)
+from sparsity_core.attention.block_sparse import (block_gather_attention, block_index, block_layout,
+                                                  flex_block_attention, flex_block_mask)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +39,9 @@ def test_gather_equals_masked_reference_values_and_gradients(n, block):
     mask = causal_mask(n)
     mask[n // 2] = False                                                         # a fully masked row
     q, k, v = (t.requires_grad_(True) for t in _qkv((2, 3, n, 4), dv=5))
-    fast = block_gather_attention(q, k, v, block_mask, block, mask=mask)
+    layout = block_layout(block_mask, block, n, mask=mask)
+    fast = block_gather_attention(q, k, v, layout)
+    assert layout.density == pytest.approx(float((mask & expand_blocks(block_mask, block, n)).float().mean()))
     q2, k2, v2 = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
     slow = masked_attention(q2, k2, v2, mask & expand_blocks(block_mask, block, n))
     torch.testing.assert_close(fast, slow)
@@ -54,11 +56,11 @@ def test_gather_without_token_mask_and_with_bigbird_blocks():
     n, block = 48, 8
     bm = bigbird_block_mask(6, 1, generator=torch.Generator().manual_seed(0))
     q, k, v = _qkv((1, 2, n, 8))
-    torch.testing.assert_close(block_gather_attention(q, k, v, bm, block),
+    torch.testing.assert_close(block_gather_attention(q, k, v, block_layout(bm, block, n)),
                                masked_attention(q, k, v, expand_blocks(bm, block)))
     # all blocks kept + causal token mask = causal attention
     full = torch.ones(6, 6, dtype=torch.bool)
-    torch.testing.assert_close(block_gather_attention(q, k, v, full, block, mask=causal_mask(n)),
+    torch.testing.assert_close(block_gather_attention(q, k, v, block_layout(full, block, n, mask=causal_mask(n))),
                                torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
@@ -79,11 +81,14 @@ def test_flex_equals_the_reference_uncompiled():
 def test_bad_input():
     q, k, v = _qkv((1, 1, 16, 4))
     with pytest.raises(ValueError):
-        block_gather_attention(q, k, v, torch.ones(3, 3, dtype=torch.bool), 8)        # needs (2, 2)
+        block_layout(torch.ones(3, 3, dtype=torch.bool), 8, 16)                      # needs (2, 2)
     with pytest.raises(ValueError):
-        block_gather_attention(q, k, v, torch.ones(2, 2, dtype=torch.bool), 8, mask=causal_mask(15))
+        block_layout(torch.ones(2, 2, dtype=torch.bool), 8, 16, mask=causal_mask(15))
+    layout = block_layout(torch.ones(2, 2, dtype=torch.bool), 8, 16)
     with pytest.raises(ValueError):
-        block_gather_attention(q, k[..., :8, :], v, torch.ones(2, 2, dtype=torch.bool), 8)
+        block_gather_attention(q, k[..., :8, :], v, layout)
+    with pytest.raises(ValueError):
+        block_gather_attention(q[..., :8, :], k[..., :8, :], v[..., :8, :], layout)    # layout is for N = 16
     flex_mask = flex_block_mask(torch.ones(2, 2, dtype=torch.bool), 8, 16)
     with pytest.raises(ValueError):
         flex_block_attention(q[0], k[0], v[0], flex_mask)
