@@ -4,6 +4,8 @@
   (child2019generating), BigBird's block pattern (zaheer2020big), A-shape and vertical-slash
   masks, block top-k selection, block/token conversions and the closed-form sizes.
 * :mod:`~sparsity_core.attention.reference`: dense masked attention, the ground truth.
+* :mod:`~sparsity_core.attention.estimators`: dynamic selection (top-k oracle, Loki's PCA
+  scores, k-means routing) and Scatterbrain's sparse + low-rank estimate.
 * :mod:`~sparsity_core.attention.block_sparse`: the same attention computed only on the kept
   (query block, key block) tiles: a plain-PyTorch block gather, and FlexAttention.
 
@@ -15,10 +17,13 @@ from .patterns import (a_shape_count, a_shape_mask, bigbird_block_count, bigbird
                        vertical_slash_mask)
 from .block_sparse import (BlockLayout, block_gather_attention, block_index, block_layout, flex_block_attention,
                            flex_block_mask)
+from .estimators import (kmeans_routing_mask, loki_mask, pca_basis, positive_random_features, recall,
+                         scatterbrain_attention, topk_attention, topk_mask)
 from .reference import masked_attention, masked_softmax
 
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
            "blocks_of", "density", "masked_attention", "masked_softmax", "block_index", "BlockLayout", "block_layout", "block_gather_attention",
-           "flex_block_mask", "flex_block_attention"]
+           "flex_block_mask", "flex_block_attention", "topk_mask", "topk_attention", "pca_basis", "loki_mask",
+           "recall", "positive_random_features", "scatterbrain_attention", "kmeans_routing_mask"]
