@@ -6,6 +6,8 @@
 * :mod:`~sparsity_core.attention.reference`: dense masked attention, the ground truth.
 * :mod:`~sparsity_core.attention.estimators`: dynamic selection (top-k oracle, Loki's PCA
   scores, k-means routing) and Scatterbrain's sparse + low-rank estimate.
+* :mod:`~sparsity_core.attention.nsa`: Native Sparse Attention (compression, selection, window,
+  gates), a dense-mask reference with its identity cases tested, and a TinyGPT attention module.
 * :mod:`~sparsity_core.attention.block_sparse`: the same attention computed only on the kept
   (query block, key block) tiles: a plain-PyTorch block gather, and FlexAttention.
 
@@ -19,6 +21,7 @@ from .block_sparse import (BlockLayout, block_gather_attention, block_index, blo
                            flex_block_mask)
 from .estimators import (kmeans_routing_mask, loki_mask, pca_basis, positive_random_features, recall,
                          scatterbrain_attention, topk_attention, topk_mask)
+from .nsa import NSAAttention, NSAConfig, compress, compression_starts, nsa_attention, selection_mask
 from .reference import masked_attention, masked_softmax
 
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
@@ -26,4 +29,5 @@ __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
            "blocks_of", "density", "masked_attention", "masked_softmax", "block_index", "BlockLayout", "block_layout", "block_gather_attention",
            "flex_block_mask", "flex_block_attention", "topk_mask", "topk_attention", "pca_basis", "loki_mask",
-           "recall", "positive_random_features", "scatterbrain_attention", "kmeans_routing_mask"]
+           "recall", "positive_random_features", "scatterbrain_attention", "kmeans_routing_mask", "NSAConfig",
+           "NSAAttention", "nsa_attention", "selection_mask", "compress", "compression_starts"]

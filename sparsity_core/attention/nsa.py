@@ -1,0 +1,211 @@
+"""Native Sparse Attention (yuan2025native, Sec. 3): compression, selection and a sliding window,
+mixed by learned gates. A dense-mask reference implementation (the identity cases are tests).
+
+For query ``t`` (causal, 0-based) and per head:
+
+* **compression**: blocks of ``l`` keys with stride ``d`` (block ``i`` covers
+  ``[i d, i d + l)``) are summarised by a learned map :math:`\\varphi` into one key and one value
+  each (:func:`compress`); ``t`` attends to the compressed blocks that end at or before it
+  (Eq. 7).
+* **selection**: the compression attention probabilities :math:`p_\\text{cmp}` score the
+  selection blocks of ``l'`` tokens, :math:`p_\\text{slc}[j] = \\sum p_\\text{cmp}[i]` over the
+  compression blocks ``i`` overlapping block ``j`` (Eq. 9; equal to :math:`p_\\text{cmp}` when
+  ``l = l' = d``); ``t`` attends, token by token, to the keys of its ``n`` best blocks among those
+  starting at or before it, the initial block and the two local blocks always included (Sec. 4:
+  "1 initial block and 2 local blocks"), causally (Eqs. 10-12).
+* **window**: the last ``w`` keys (``t - w < j <= t``).
+* output :math:`o_t = \\sum_c g^c_t\\, \\mathrm{Attn}(q_t, K^c_t, V^c_t)`, gates
+  :math:`g^c_t \\in [0, 1]` from a linear map and a sigmoid of the token (Eq. 5).
+
+The paper gives each branch its own keys and values; :class:`NSAAttention` can share them
+(``shared_kv=True``, the default: the parameter count stays near dense attention's).
+
+Identity cases (tests): only the window with ``w >= T``, only the selection with ``n`` at least
+the number of blocks, or only the compression with ``l = d = 1`` and :math:`\\varphi` the identity,
+each equal full causal attention.
+
+Taught in: Chapter 6, "Sparse attention".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import checks
+from .reference import masked_attention
+
+__all__ = ["NSAConfig", "compression_starts", "compress", "selection_mask", "nsa_attention", "NSAAttention"]
+
+
+@dataclass(frozen=True)
+class NSAConfig:
+    """NSA's sizes (the paper's: ``l = 32, d = 16, l' = 64, n = 16, w = 512``).
+
+    Args:
+        cmp_block: l, tokens per compression block.
+        cmp_stride: d, ``1 <= d <= l``.
+        sel_block: l', tokens per selection block.
+        n_select: n, selected blocks per query (>= 3 with the forced initial and local ones).
+        window: w, sliding-window keys.
+    """
+
+    cmp_block: int = 32
+    cmp_stride: int = 16
+    sel_block: int = 64
+    n_select: int = 16
+    window: int = 512
+
+    def __post_init__(self) -> None:
+        checks.positive_int(self.cmp_block, "cmp_block")
+        checks.integer(self.cmp_stride, "cmp_stride", lo=1, hi=self.cmp_block)
+        checks.positive_int(self.sel_block, "sel_block")
+        checks.positive_int(self.n_select, "n_select")
+        checks.positive_int(self.window, "window")
+
+
+def compression_starts(T: int, cmp_block: int, cmp_stride: int) -> torch.Tensor:
+    """``(nc,)`` first token of each compression block that fits in ``T`` tokens."""
+    T = checks.positive_int(T, "T")
+    if T < cmp_block:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.arange(0, T - cmp_block + 1, cmp_stride)
+
+
+def compress(x: torch.Tensor, cmp_block: int, cmp_stride: int, phi) -> torch.Tensor:
+    """``(*, nc, D')``: :math:`\\varphi` of each compression block of ``x (*, T, D)``; ``phi``
+    maps ``(*, nc, l, D)`` to ``(*, nc, D')``."""
+    starts = compression_starts(x.shape[-2], cmp_block, cmp_stride)
+    idx = starts[:, None] + torch.arange(cmp_block)[None, :]                 # (nc, l)
+    return phi(x[..., idx, :])
+
+
+def _window_mask(T: int, window: int) -> torch.Tensor:
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    return (j <= i) & (i - j < window)
+
+
+def _compression_mask(T: int, config: NSAConfig) -> torch.Tensor:
+    """``(T, nc)``: query ``t`` sees block ``i`` when the block ends at or before ``t``."""
+    ends = compression_starts(T, config.cmp_block, config.cmp_stride) + config.cmp_block - 1
+    return ends[None, :] <= torch.arange(T)[:, None]
+
+
+def selection_mask(p_cmp: torch.Tensor, T: int, config: NSAConfig) -> torch.Tensor:
+    """``(*, T, T)`` bool: the keys each query attends to in the selection branch.
+
+    Args:
+        p_cmp: ``(*, T, nc)`` compression attention probabilities (0 where not visible).
+        T: tokens.
+        config: the sizes.
+    """
+    lp = config.sel_block
+    ns = -(-T // lp)                                                         # selection blocks
+    starts = compression_starts(T, config.cmp_block, config.cmp_stride)
+    ends = starts + config.cmp_block                                         # exclusive
+    sel_start = torch.arange(ns) * lp
+    overlap = (starts[:, None] < sel_start[None, :] + lp) & (ends[:, None] > sel_start[None, :])   # (nc, ns)
+    p_slc = p_cmp @ overlap.to(p_cmp.dtype)                                  # (*, T, ns)
+    t = torch.arange(T)[:, None]
+    visible = sel_start[None, :] <= t                                        # (T, ns)
+    block, current = torch.arange(ns)[None, :], t // lp
+    forced = (block == 0) | (block == current) | (block == current - 1)     # initial + 2 local blocks
+    score = p_slc.masked_fill(~visible, float("-inf")).masked_fill(forced & visible, float("inf"))
+    k = min(config.n_select, ns)
+    chosen = score.argsort(dim=-1, descending=True, stable=True)[..., :k]
+    blocks = torch.zeros(score.shape, dtype=torch.bool).scatter_(-1, chosen, True) & visible
+    tokens = blocks.repeat_interleave(lp, dim=-1)[..., :T]                   # (*, T, T)
+    return tokens & (torch.arange(T)[None, :] <= t)
+
+
+def nsa_attention(q: torch.Tensor, branches: dict[str, tuple[torch.Tensor, torch.Tensor]], gates: torch.Tensor,
+                  config: NSAConfig) -> torch.Tensor:
+    """``(*, T, Dv)``: the gated sum of the three branches.
+
+    Args:
+        q: ``(*, T, D)`` queries.
+        branches: ``{"cmp": (k_cmp (*, nc, D), v_cmp (*, nc, Dv)), "slc": (k, v), "win": (k, v)}``
+            with ``k, v (*, T, D / Dv)`` (the same tensors for shared keys and values).
+        gates: ``(*, T, 3)`` in ``[0, 1]``, the weights of (cmp, slc, win).
+        config: the sizes.
+    """
+    T = q.shape[-2]
+    k_cmp, v_cmp = branches["cmp"]
+    cmp_mask = _compression_mask(T, config)                                  # (T, nc)
+    o_cmp = masked_attention(q, k_cmp, v_cmp, cmp_mask)
+    with torch.no_grad():                                                    # selection is a discrete choice
+        scores = q @ k_cmp.transpose(-2, -1) / q.shape[-1] ** 0.5
+        any_block = cmp_mask.any(dim=-1, keepdim=True)
+        p_cmp = scores.masked_fill(~cmp_mask, float("-inf")).masked_fill(~any_block, 0.0).softmax(dim=-1) * any_block
+    k_s, v_s = branches["slc"]
+    o_slc = masked_attention(q, k_s, v_s, selection_mask(p_cmp, T, config))
+    k_w, v_w = branches["win"]
+    o_win = masked_attention(q, k_w, v_w, _window_mask(T, config.window))
+    g = gates.to(q.dtype)
+    return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_win
+
+
+class _BlockMLP(nn.Module):
+    """:math:`\\varphi`: an MLP over a block of ``l`` head-dim vectors plus a learned intra-block
+    position embedding, ``(*, nc, l, D) -> (*, nc, D)`` (yuan2025native Eq. 7)."""
+
+    def __init__(self, block: int, dim: int):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(block, dim))
+        self.fc = nn.Linear(block * dim, 2 * dim)
+        self.proj = nn.Linear(2 * dim, dim)
+
+    def forward(self, blocks: torch.Tensor) -> torch.Tensor:
+        x = (blocks + self.pos).flatten(-2)
+        return self.proj(nn.functional.gelu(self.fc(x)))
+
+
+class NSAAttention(nn.Module):
+    """Causal multi-head NSA for TinyGPT's attention slot: ``(B, T, C) -> (B, T, C)``.
+
+    Args:
+        n_embd: C; n_head: heads (dividing C).
+        config: :class:`NSAConfig`.
+        shared_kv: one key/value projection for the three branches (else one each, as the paper).
+        bias: biases of the projections.
+
+    Use as ``TinyGPT(cfg, attention=lambda c, i: NSAAttention(c.n_embd, c.n_head, nsa_cfg))``.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, config: NSAConfig, *, shared_kv: bool = True, bias: bool = False):
+        super().__init__()
+        C, H = checks.positive_int(n_embd, "n_embd"), checks.positive_int(n_head, "n_head")
+        if C % H:
+            raise ValueError(f"n_head {H} must divide n_embd {C}")
+        if not isinstance(config, NSAConfig):
+            raise TypeError(f"config must be an NSAConfig (got {type(config).__name__})")
+        self.n_head, self.config, self.shared_kv = H, config, bool(shared_kv)
+        kv_sets = 1 if shared_kv else 3
+        self.c_attn = nn.Linear(C, C * (1 + 2 * kv_sets), bias=bias)
+        self.phi_k = _BlockMLP(config.cmp_block, C // H)
+        self.phi_v = _BlockMLP(config.cmp_block, C // H)
+        self.gate = nn.Linear(C, 3 * H)
+        self.c_proj = nn.Linear(C, C, bias=bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)     # (B, H, T, hd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"x must be (B, T, C) (got {tuple(x.shape)})")
+        B, T, C = x.shape
+        parts = [self._heads(p) for p in self.c_attn(x).split(C, dim=-1)]
+        q = parts[0]
+        kv = [(parts[1 + 2 * s], parts[2 + 2 * s]) for s in range(len(parts) // 2)]
+        k_c, v_c = kv[0]
+        k_s, v_s = kv[0 if self.shared_kv else 1]
+        k_w, v_w = kv[0 if self.shared_kv else 2]
+        cfg = self.config
+        branches = {"cmp": (compress(k_c, cfg.cmp_block, cfg.cmp_stride, self.phi_k),
+                            compress(v_c, cfg.cmp_block, cfg.cmp_stride, self.phi_v)),
+                    "slc": (k_s, v_s), "win": (k_w, v_w)}
+        gates = torch.sigmoid(self.gate(x)).view(B, T, self.n_head, 3).transpose(1, 2)   # (B, H, T, 3)
+        y = nsa_attention(q, branches, gates, cfg)                           # (B, H, T, hd)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
