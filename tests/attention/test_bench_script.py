@@ -1,0 +1,32 @@
+"""ci/bench_attention.py runs on a small grid and reports every implementation."""
+import sys
+
+import pytest
+import torch
+
+from sparsity_core import paths
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _script():
+    sys.path.insert(0, str(paths.repo_root() / "ci"))
+    try:
+        import bench_attention
+    finally:
+        sys.path.pop(0)
+    return bench_attention
+
+
+def test_window_global_blocks_is_causal_with_its_window_and_globals():
+    blocks = _script().window_global_blocks(6, 2, 1)
+    assert blocks.tolist()[5] == [True, False, False, False, True, True]
+    assert not (blocks & ~torch.ones(6, 6, dtype=torch.bool).tril()).any()
+
+
+def test_the_benchmark_script_runs_on_a_small_grid(capsys):
+    assert _script().main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8",
+                           "--repeat", "1", "--no-compile"]) == 0
+    out = capsys.readouterr().out
+    lines = [l for l in out.splitlines() if l.strip().startswith(("64 ", "96 "))]
+    assert len(lines) == 2 and all("x" in l for l in lines)
