@@ -42,16 +42,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from sparsity_core.attention import block_gather_attention, block_layout, causal_mask
+from sparsity_core.attention import a_shape_mask, block_gather_attention, block_layout, causal_mask
 from sparsity_core.attention.block_sparse import flex_block_attention, flex_block_mask
 from sparsity_core.bench import hardware_fingerprint, time_call
-
-
-def window_global_blocks(n_blocks: int, window: int, globals_: int) -> torch.Tensor:
-    """``(nb, nb)`` causal block mask: the ``window`` latest key blocks and the first ``globals_``."""
-    q = torch.arange(n_blocks)[:, None]
-    k = torch.arange(n_blocks)[None, :]
-    return (k <= q) & ((q - k < window) | (k < globals_))
 
 
 def case(n: int, *, block: int, window: int, globals_: int, heads: int, head_dim: int, repeat: int,
@@ -59,7 +52,7 @@ def case(n: int, *, block: int, window: int, globals_: int, heads: int, head_dim
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(1, heads, n, head_dim, generator=g) for _ in range(3))
     nb = -(-n // block)
-    blocks = window_global_blocks(nb, window, globals_)
+    blocks = a_shape_mask(nb, globals_, window)     # at block level: the first blocks + a causal window
     mask = causal_mask(n)
     layout = block_layout(blocks, block, n, mask=mask)
     flex_mask = flex_block_mask(blocks, block, n, mask=mask)

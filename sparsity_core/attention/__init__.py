@@ -13,14 +13,14 @@
 
 Shapes: ``(n, n)`` bool masks, True = query ``i`` attends to key ``j``.
 """
-from .patterns import (a_shape_count, a_shape_mask, bigbird_block_count, bigbird_block_mask, block_topk_mask,
+from .patterns import (topk_mask, a_shape_count, a_shape_mask, bigbird_block_count, bigbird_block_mask, block_topk_mask,
                        blocks_of, causal_mask, density, expand_blocks, fixed_count, fixed_heads, fixed_mask,
                        local_mask, strided_count, strided_heads, strided_mask, two_hop_reachable,
                        vertical_slash_mask)
 from .block_sparse import (BlockLayout, block_gather_attention, block_index, block_layout, flex_block_attention,
                            flex_block_mask)
 from .estimators import (kmeans_routing_mask, loki_mask, pca_basis, positive_random_features, recall,
-                         scatterbrain_attention, topk_attention, topk_mask)
+                         scatterbrain_attention, topk_attention)
 from .nsa import NSAAttention, NSAConfig, compress, compression_starts, nsa_attention, selection_mask
 from .reference import masked_attention, masked_softmax
 

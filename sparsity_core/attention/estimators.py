@@ -1,6 +1,6 @@
 """Dynamic sparse attention: choose the keys per query from the data, then attend exactly.
 
-* :func:`topk_mask` / :func:`topk_attention`: each query keeps its ``k`` largest scores (the
+* :func:`~sparsity_core.attention.patterns.topk_mask` / :func:`topk_attention`: each query keeps its ``k`` largest scores (the
   oracle that cheaper estimators approximate; gupta2021memory's top-k attention).
 * Loki (singhania2024loki, Sec. 3-4): keys of trained models are low-rank, so scores computed
   in the top-``d`` principal directions of the keys (:func:`pca_basis`, from calibration keys)
@@ -26,9 +26,10 @@ import math
 import torch
 
 from .. import checks
+from .patterns import topk_mask
 from .reference import masked_attention
 
-__all__ = ["topk_mask", "topk_attention", "pca_basis", "loki_mask", "positive_random_features",
+__all__ = ["topk_attention", "pca_basis", "loki_mask", "positive_random_features",
            "scatterbrain_attention", "kmeans_routing_mask", "recall"]
 
 
@@ -36,20 +37,6 @@ def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     if q.dim() < 2 or k.dim() != q.dim() or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q (*, N, D) and k (*, M, D) do not match: {tuple(q.shape)}, {tuple(k.shape)}")
     return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-
-
-def topk_mask(scores: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``(*, N, M)`` bool: each row's ``k`` largest ``scores`` among the entries ``mask`` allows
-    (all when None); a row with fewer allowed entries keeps all of them. Ties: lower index."""
-    if not isinstance(scores, torch.Tensor) or scores.dim() < 2 or not scores.is_floating_point():
-        raise ValueError("scores must be a float tensor (*, N, M)")
-    k = checks.integer(k, "k", lo=1, hi=scores.shape[-1])
-    s = scores.detach()
-    if mask is not None:
-        s = s.masked_fill(~torch.broadcast_to(mask, s.shape), float("-inf"))
-    order = s.argsort(dim=-1, descending=True, stable=True)[..., :k]
-    keep = torch.zeros(s.shape, dtype=torch.bool).scatter_(-1, order, True)
-    return keep & torch.isfinite(s)
 
 
 def topk_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top: int,

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from .. import checks
-from .reference import masked_attention
+from .patterns import local_mask
+from .reference import masked_attention, masked_softmax
 
 __all__ = ["NSAConfig", "compression_starts", "compress", "selection_mask", "nsa_attention", "NSAAttention"]
 
@@ -76,14 +77,13 @@ def compression_starts(T: int, cmp_block: int, cmp_stride: int) -> torch.Tensor:
 def compress(x: torch.Tensor, cmp_block: int, cmp_stride: int, phi) -> torch.Tensor:
     """``(*, nc, D')``: :math:`\\varphi` of each compression block of ``x (*, T, D)``; ``phi``
     maps ``(*, nc, l, D)`` to ``(*, nc, D')``."""
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError("x must be a tensor (*, T, D)")
+    cmp_block = checks.positive_int(cmp_block, "cmp_block")
+    cmp_stride = checks.integer(cmp_stride, "cmp_stride", lo=1, hi=cmp_block)
     starts = compression_starts(x.shape[-2], cmp_block, cmp_stride)
     idx = starts[:, None] + torch.arange(cmp_block)[None, :]                 # (nc, l)
     return phi(x[..., idx, :])
-
-
-def _window_mask(T: int, window: int) -> torch.Tensor:
-    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
-    return (j <= i) & (i - j < window)
 
 
 def _compression_mask(T: int, config: NSAConfig) -> torch.Tensor:
@@ -100,6 +100,11 @@ def selection_mask(p_cmp: torch.Tensor, T: int, config: NSAConfig) -> torch.Tens
         T: tokens.
         config: the sizes.
     """
+    T = checks.positive_int(T, "T")
+    nc = compression_starts(T, config.cmp_block, config.cmp_stride).numel()
+    if not isinstance(p_cmp, torch.Tensor) or p_cmp.dim() < 2 or p_cmp.shape[-2:] != (T, nc):
+        raise ValueError(f"p_cmp must be (*, {T}, {nc}) for T = {T} and this config "
+                         f"(got {tuple(p_cmp.shape) if isinstance(p_cmp, torch.Tensor) else type(p_cmp).__name__})")
     lp = config.sel_block
     ns = -(-T // lp)                                                         # selection blocks
     starts = compression_starts(T, config.cmp_block, config.cmp_stride)
@@ -130,18 +135,24 @@ def nsa_attention(q: torch.Tensor, branches: dict[str, tuple[torch.Tensor, torch
         gates: ``(*, T, 3)`` in ``[0, 1]``, the weights of (cmp, slc, win).
         config: the sizes.
     """
+    if not isinstance(config, NSAConfig):
+        raise TypeError(f"config must be an NSAConfig (got {type(config).__name__})")
+    if not isinstance(branches, dict) or set(branches) != {"cmp", "slc", "win"}:
+        raise ValueError("branches must map exactly 'cmp', 'slc' and 'win' to (keys, values)")
+    if q.dim() < 2 or gates.shape != (*q.shape[:-1], 3):
+        raise ValueError(f"gates must be (*, T, 3) = {(*q.shape[:-1], 3)} for q {tuple(q.shape)} "
+                         f"(got {tuple(gates.shape)})")
     T = q.shape[-2]
     k_cmp, v_cmp = branches["cmp"]
     cmp_mask = _compression_mask(T, config)                                  # (T, nc)
     o_cmp = masked_attention(q, k_cmp, v_cmp, cmp_mask)
     with torch.no_grad():                                                    # selection is a discrete choice
         scores = q @ k_cmp.transpose(-2, -1) / q.shape[-1] ** 0.5
-        any_block = cmp_mask.any(dim=-1, keepdim=True)
-        p_cmp = scores.masked_fill(~cmp_mask, float("-inf")).masked_fill(~any_block, 0.0).softmax(dim=-1) * any_block
+        p_cmp = masked_softmax(scores, cmp_mask.expand_as(scores))
     k_s, v_s = branches["slc"]
     o_slc = masked_attention(q, k_s, v_s, selection_mask(p_cmp, T, config))
     k_w, v_w = branches["win"]
-    o_win = masked_attention(q, k_w, v_w, _window_mask(T, config.window))
+    o_win = masked_attention(q, k_w, v_w, local_mask(T, config.window))
     g = gates.to(q.dtype)
     return g[..., 0:1] * o_cmp + g[..., 1:2] * o_slc + g[..., 2:3] * o_win
 

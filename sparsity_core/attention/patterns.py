@@ -37,7 +37,7 @@ from .. import checks
 
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
-           "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
+           "a_shape_mask", "a_shape_count", "vertical_slash_mask", "topk_mask", "block_topk_mask", "expand_blocks",
            "blocks_of", "density"]
 
 
@@ -215,6 +215,21 @@ def vertical_slash_mask(n: int, verticals, slashes) -> torch.Tensor:
     return causal & (col[None, :].expand(n, n) | diag[(i - j).clamp(min=0)])
 
 
+def topk_mask(scores: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(*, N, M)`` bool: each row's ``k`` largest ``scores`` among the entries ``mask`` allows
+    (all when None); a row with fewer allowed entries keeps all of them. Ties: lower index."""
+    if not isinstance(scores, torch.Tensor) or scores.dim() < 2 or not scores.is_floating_point():
+        raise ValueError("scores must be a float tensor (*, N, M)")
+    k = checks.integer(k, "k", lo=1, hi=scores.shape[-1])
+    s = scores.detach()
+    if mask is not None:
+        s = s.masked_fill(~torch.broadcast_to(mask, s.shape), float("-inf"))
+    # stable descending sort: equal scores keep the lower index first
+    order = s.argsort(dim=-1, descending=True, stable=True)[..., :k]
+    keep = torch.zeros(s.shape, dtype=torch.bool).scatter_(-1, order, True)
+    return keep & torch.isfinite(s)
+
+
 def block_topk_mask(scores: torch.Tensor, k: int, *, causal: bool = False) -> torch.Tensor:
     """``(nq, nk)`` bool: for each query block the ``k`` key blocks of largest score.
 
@@ -228,16 +243,8 @@ def block_topk_mask(scores: torch.Tensor, k: int, *, causal: bool = False) -> to
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or not scores.is_floating_point():
         raise ValueError("scores must be a float tensor (n_query_blocks, n_key_blocks)")
     nq, nk = scores.shape
-    k = checks.integer(k, "k", lo=1, hi=nk)
-    s = scores.detach().clone()
-    if causal:
-        qb = torch.arange(nq)[:, None]
-        kb = torch.arange(nk)[None, :]
-        s = s.masked_fill(kb > qb, float("-inf"))
-    # stable descending sort: equal scores keep the lower key block first
-    order = s.argsort(dim=1, descending=True, stable=True)[:, :k]
-    mask = torch.zeros(nq, nk, dtype=torch.bool).scatter_(1, order, True)
-    return mask & torch.isfinite(s)
+    allowed = torch.arange(nk)[None, :] <= torch.arange(nq)[:, None] if causal else None
+    return topk_mask(scores, k, allowed)
 
 
 def expand_blocks(block_mask: torch.Tensor, block: int, n: int | None = None) -> torch.Tensor:

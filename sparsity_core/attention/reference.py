@@ -50,6 +50,8 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax of ``scores`` over the last axis where ``mask`` (same shape, bool) is True; rows
     with no True entry give all-zero weights and no gradient (the book's convention for a query
     that attends to nothing)."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != scores.shape:
+        raise ValueError(f"mask must be a bool tensor of the scores' shape {tuple(scores.shape)}")
     any_key = mask.any(dim=-1, keepdim=True)                             # (*, N, 1)
     # a row with no key gets a harmless all-zero score row, then its weights are zeroed
     scores = scores.masked_fill(~mask & any_key, float("-inf")).masked_fill(~any_key, 0.0)

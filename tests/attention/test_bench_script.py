@@ -2,7 +2,6 @@
 import sys
 
 import pytest
-import torch
 
 from sparsity_core import paths
 
@@ -16,12 +15,6 @@ def _script():
     finally:
         sys.path.pop(0)
     return bench_attention
-
-
-def test_window_global_blocks_is_causal_with_its_window_and_globals():
-    blocks = _script().window_global_blocks(6, 2, 1)
-    assert blocks.tolist()[5] == [True, False, False, False, True, True]
-    assert not (blocks & ~torch.ones(6, 6, dtype=torch.bool).tril()).any()
 
 
 def test_the_benchmark_script_runs_on_a_small_grid(capsys):

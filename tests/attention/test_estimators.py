@@ -4,7 +4,8 @@ import torch
 
 from sparsity_core.attention import causal_mask, masked_attention
 from sparsity_core.attention.estimators import (kmeans_routing_mask, loki_mask, pca_basis, positive_random_features,
-                                                recall, scatterbrain_attention, topk_attention, topk_mask)
+                                                recall, scatterbrain_attention, topk_attention)
+from sparsity_core.attention.patterns import topk_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

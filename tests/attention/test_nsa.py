@@ -80,3 +80,15 @@ def test_bad_input():
         NSAAttention(12, 3, {"window": 4})
     with pytest.raises(ValueError):
         NSAAttention(12, 3, NSAConfig())(torch.zeros(4, 12))
+    cfg = NSAConfig(cmp_block=2, cmp_stride=2, sel_block=2, n_select=3, window=2)
+    with pytest.raises(ValueError):
+        selection_mask(torch.zeros(8, 3), 8, cfg)              # 8 tokens make 4 compression blocks
+    q, k, v = _qkv(T=8)
+    mean = lambda blocks: blocks.mean(dim=-2)
+    branches = {"cmp": (compress(k, 2, 2, mean), compress(v, 2, 2, mean)), "slc": (k, v), "win": (k, v)}
+    with pytest.raises(ValueError):
+        nsa_attention(q, branches, torch.ones(2, 3, 8, 2), cfg)
+    with pytest.raises(ValueError):
+        nsa_attention(q, {"cmp": branches["cmp"]}, torch.ones(2, 3, 8, 3), cfg)
+    with pytest.raises(ValueError):
+        compress(k, 2, 3, mean)

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sparsity_core.attention import causal_mask, local_mask, masked_attention
+from sparsity_core.attention import causal_mask, local_mask, masked_attention, masked_softmax
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,3 +44,5 @@ def test_bad_input():
         masked_attention(q, k, v, causal_mask(5))
     with pytest.raises(ValueError):
         masked_attention(q, k[..., :4], v, None)
+    with pytest.raises(ValueError):
+        masked_softmax(torch.zeros(2, 3), torch.ones(2, 2, dtype=torch.bool))
