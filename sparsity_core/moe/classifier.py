@@ -29,8 +29,8 @@ from .. import checks
 from ..models.tinygpt import BlockOutput
 from ..training import fit
 from .layer import MoEConfig, MoEFFN
-from .losses import importance
-from .routing import Routing, expert_counts
+from .losses import cv_squared, importance
+from .routing import Routing, dropped_fraction, expert_counts, unrouted_fraction
 
 __all__ = ["MoEClassifier", "routing_stats", "concat_routings", "ClassifierRun", "train_moe_classifier",
            "ADAM_LR", "BATCH_SIZE"]
@@ -120,28 +120,24 @@ def concat_routings(routings: list[Routing]) -> Routing:
                    noise_std=cat("noise_std"))
 
 
-def _cv(values: torch.Tensor) -> float:
-    values = values.double()
-    return float(values.std(unbiased=False) / values.mean()) if float(values.mean()) > 0 else float("nan")
-
-
 def routing_stats(routing: Routing) -> dict[str, float]:
     """The balance of one routing, as shazeer2017outrageously Table 6 and fedus2022switch report it.
 
     Returns a dict with
-    ``cv_importance``: CV (std / mean, population std) of :math:`\\mathrm{Importance}_i = \\sum_x G(x)_i`;
+    ``cv_importance``: CV (std / mean, population std) of :math:`\\mathrm{Importance}_i = \\sum_x G(x)_i`,
+    the square root of :func:`~sparsity_core.moe.losses.cv_squared`;
     ``cv_load``: CV of the realised load, the slots each expert runs (:func:`expert_counts`);
     ``max_mean_load``: max / mean of that load;
-    ``dropped``: dropped over chosen slots; ``unrouted``: tokens with no kept slot.
+    ``dropped``: :func:`~sparsity_core.moe.routing.dropped_fraction`;
+    ``unrouted``: :func:`~sparsity_core.moe.routing.unrouted_fraction`.
     """
     if not isinstance(routing, Routing):
         raise TypeError(f"routing must be a Routing (got {type(routing).__name__})")
     load = expert_counts(routing).double()
-    chosen = int(routing.kept.sum()) + int(routing.dropped.sum())
-    return {"cv_importance": _cv(importance(routing).detach()), "cv_load": _cv(load),
+    return {"cv_importance": float(cv_squared(importance(routing).detach().double()).sqrt()),
+            "cv_load": float(cv_squared(load).sqrt()),
             "max_mean_load": float(load.max() / load.mean()) if float(load.mean()) > 0 else float("nan"),
-            "dropped": int(routing.dropped.sum()) / chosen if chosen else 0.0,
-            "unrouted": float((~routing.kept.any(dim=1)).double().mean())}
+            "dropped": dropped_fraction(routing), "unrouted": unrouted_fraction(routing)}
 
 
 @torch.no_grad()
