@@ -14,7 +14,8 @@ blocks; inside kept blocks the causal token mask applies. Implementations, all o
 * ``flex``: FlexAttention with the same ``BlockMask``, compiled (``--no-compile``: its unfused
   reference). FlexAttention has no backward on CPU in torch 2.13, so it is timed forward only.
 
-Reported: milliseconds per call (fastest of ``--repeat``), the kept fraction of causal blocks,
+Reported (``sparsity_core.attention.bench.time_block_attention``): milliseconds per call (fastest of
+``--repeat`` interleaved rounds), the kept fraction of causal blocks,
 and the speed-ups over SDPA beside the ideal one (time proportional to the blocks computed:
 1 / kept fraction).
 
@@ -37,43 +38,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 import torch
-import torch.nn.functional as F
 
-from sparsity_core.attention import a_shape_mask, block_gather_attention, block_layout, causal_mask
-from sparsity_core.attention.block_sparse import flex_block_attention, flex_block_mask
-from sparsity_core.bench import hardware_fingerprint, time_call
-
-
-def case(n: int, *, block: int, window: int, globals_: int, heads: int, head_dim: int, repeat: int,
-         compile_flex: bool, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(1, heads, n, head_dim, generator=g) for _ in range(3))
-    nb = -(-n // block)
-    blocks = a_shape_mask(nb, globals_, window)     # at block level: the first blocks + a causal window
-    mask = causal_mask(n)
-    layout = block_layout(blocks, block, n, mask=mask)
-    flex_mask = flex_block_mask(blocks, block, n, mask=mask)
-    kept = int(blocks.sum()) / (nb * (nb + 1) // 2)
-    row = {"n": n, "kept": kept}
-    calls = {"sdpa": lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
-             "gather": lambda a, b, c: block_gather_attention(a, b, c, layout)}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flex = lambda: flex_block_attention(q, k, v, flex_mask, compiled=compile_flex)   # noqa: E731
-        row["flex"] = 1e3 * min(time_call(flex, repeat=repeat, warmup=1).repeats)
-        for name, fn in calls.items():
-            row[name] = 1e3 * min(time_call(lambda: fn(q, k, v), repeat=repeat, warmup=1).repeats)
-    qg, kg, vg = (t.clone().requires_grad_(True) for t in (q, k, v))
-    for name, fn in calls.items():
-        def step():
-            for t in (qg, kg, vg):
-                t.grad = None
-            fn(qg, kg, vg).sum().backward()
-        row[f"{name} fwd+bwd"] = 1e3 * min(time_call(step, repeat=repeat, warmup=1).repeats)
-    return row
+from sparsity_core.attention.bench import time_block_attention
+from sparsity_core.bench import hardware_fingerprint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'n':>6} {'kept':>6} | {'sdpa':>8} {'gather':>8} {'flex':>8} | {'sdpa f+b':>9} {'gather f+b':>10} | "
           f"{'gather x':>8} {'flex x':>7} {'f+b x':>6} {'ideal x':>7}")
     for n in args.n:
-        r = case(n, block=args.block, window=args.window, globals_=args.globals, heads=args.heads,
-                 head_dim=args.head_dim, repeat=args.repeat, compile_flex=not args.no_compile)
+        r = time_block_attention(n, block=args.block, window=args.window, globals_=args.globals, heads=args.heads,
+                                 head_dim=args.head_dim, repeat=args.repeat, compile_flex=not args.no_compile)
         print(f"{n:>6} {r['kept']:>6.1%} | {r['sdpa']:>8.2f} {r['gather']:>8.2f} {r['flex']:>8.2f} | "
               f"{r['sdpa fwd+bwd']:>9.2f} {r['gather fwd+bwd']:>10.2f} | {r['sdpa'] / r['gather']:>7.2f}x "
               f"{r['sdpa'] / r['flex']:>6.2f}x {r['sdpa fwd+bwd'] / r['gather fwd+bwd']:>5.2f}x {1 / r['kept']:>6.2f}x")

@@ -11,6 +11,9 @@
   choromanski2021rethinking, Lemma 1) plus a sparse correction
   :math:`S = \\exp(QK^\\top/\\sqrt{D}) - \\phi(Q)\\phi(K)^\\top` on a support (e.g. a local window or
   LSH buckets), normalised together; on the full support it is exact attention.
+* LSH buckets (kitaev2020reformer, Sec. 2.2, angular LSH): a random rotation ``R (D, b/2)``
+  hashes ``x`` to ``argmax([xR, -xR])``; near vectors share a bucket, and attention restricted
+  to the bucket (:func:`lsh_mask`) is Reformer's sparse estimate and Scatterbrain's support.
 * Routing attention (roy2021efficient, Sec. 4): queries and keys share k-means centroids; a
   query attends to the keys of its own cluster (:func:`kmeans_routing_mask`).
 
@@ -30,7 +33,7 @@ from .patterns import topk_mask
 from .reference import masked_attention
 
 __all__ = ["topk_attention", "pca_basis", "loki_mask", "positive_random_features",
-           "scatterbrain_attention", "kmeans_routing_mask", "recall"]
+           "scatterbrain_attention", "kmeans_routing_mask", "recall", "lsh_buckets", "lsh_mask"]
 
 
 def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -140,3 +143,32 @@ def kmeans_routing_mask(q: torch.Tensor, k: torch.Tensor, clusters: int, *, iter
     assign = (x @ centroids.T).argmax(dim=1)
     qa, ka = assign[:q.shape[0]], assign[q.shape[0]:]
     return qa[:, None] == ka[None, :]
+
+
+def lsh_buckets(x: torch.Tensor, n_buckets: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(N,)`` int64 in ``[0, n_buckets)``: angular LSH of the rows of ``x (N, D)``
+    (kitaev2020reformer Sec. 2.2): ``argmax([x R, -x R])`` for a Gaussian ``R (D, n_buckets / 2)``
+    drawn from ``generator``. ``n_buckets`` must be even."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
+        raise ValueError("x must be a float tensor (N, D)")
+    b = checks.positive_int(n_buckets, "n_buckets")
+    if b % 2:
+        raise ValueError(f"n_buckets must be even (got {b})")
+    r = torch.randn(x.shape[1], b // 2, generator=checks.generator(generator), dtype=x.dtype)
+    xr = x @ r                                                           # (N, b/2)
+    return torch.cat([xr, -xr], dim=1).argmax(dim=1)
+
+
+def lsh_mask(q: torch.Tensor, k: torch.Tensor, n_buckets: int, *, rounds: int = 1,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(N, M)`` bool: query ``i`` and key ``j`` share an LSH bucket in at least one of
+    ``rounds`` independent hashings (queries and keys hashed with the same rotation, as
+    Reformer's shared-QK attention). ``q (N, D)``, ``k (M, D)``."""
+    if q.dim() != 2 or k.dim() != 2 or q.shape[1] != k.shape[1]:
+        raise ValueError("q and k must be (N, D) and (M, D)")
+    gen = checks.generator(generator)
+    keep = torch.zeros(q.shape[0], k.shape[0], dtype=torch.bool)
+    for _ in range(checks.positive_int(rounds, "rounds")):
+        h = lsh_buckets(torch.cat([q, k]), n_buckets, generator=gen)
+        keep |= h[:q.shape[0], None] == h[None, q.shape[0]:]
+    return keep

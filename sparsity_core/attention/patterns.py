@@ -23,6 +23,11 @@ entries is).
   when ``causal``), the selection step of block-sparse dynamic attention (NSA's selection
   branch, yuan2025native).
 
+Graph view: a mask is a directed graph, an edge from key ``j`` to query ``i`` when ``mask[i, j]``
+(one attention layer moves information along it). :func:`diameter` is the number of layers
+after which every token can have heard from every other (BigBird's argument for global tokens:
+a constant diameter, zaheer2020big Sec. 2).
+
 Closed forms (:func:`strided_count`, :func:`fixed_count`, :func:`a_shape_count`,
 :func:`bigbird_block_count`) give the number of kept entries without building the mask; the
 tests check each against the mask it counts.
@@ -38,7 +43,7 @@ from .. import checks
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "topk_mask", "block_topk_mask", "expand_blocks",
-           "blocks_of", "density"]
+           "blocks_of", "density", "diameter"]
 
 
 def _n(n: object) -> int:
@@ -281,3 +286,26 @@ def density(mask: torch.Tensor, *, causal: bool = True) -> float:
     n = mask.shape[0]
     total = n * (n + 1) // 2 if causal else n * n
     return int(mask.sum()) / total
+
+
+def diameter(mask: torch.Tensor, *, causal: bool = False) -> float:
+    """The largest number of attention steps any token needs to reach any other.
+
+    ``mask (n, n)`` bool is read as a directed graph with an edge ``j -> i`` when query ``i``
+    attends to key ``j``; the result is the longest of the shortest paths over the ordered
+    pairs ``(j, i)``, ``j != i`` (only ``j < i`` when ``causal``), computed by
+    ``scipy.sparse.csgraph.shortest_path`` (breadth-first, unweighted). ``inf`` when some pair
+    is not connected at all. Apply it to a block mask for the block graph.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2 \
+            or mask.shape[0] != mask.shape[1] or mask.shape[0] == 0:
+        raise ValueError("mask must be a non-empty square bool tensor (n, n)")
+    import numpy as np
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    # dist[j, i]: steps from key j to query i, along edges j -> i, i.e. the transpose of mask
+    dist = shortest_path(csr_matrix(mask.T.numpy().astype(np.int8)), unweighted=True, directed=True)
+    n = mask.shape[0]
+    pairs = np.triu(np.ones((n, n), dtype=bool), 1) if causal else ~np.eye(n, dtype=bool)
+    return float(dist[pairs].max()) if pairs.any() else 0.0

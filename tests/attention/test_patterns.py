@@ -6,6 +6,7 @@ from sparsity_core.attention import (a_shape_count, a_shape_mask, bigbird_block_
                                      block_topk_mask, blocks_of, causal_mask, density, expand_blocks, fixed_count,
                                      fixed_heads, fixed_mask, local_mask, strided_count, strided_heads,
                                      strided_mask, two_hop_reachable, vertical_slash_mask)
+from sparsity_core.attention.patterns import diameter
 
 
 def _brute(n, keep):
@@ -119,3 +120,29 @@ def test_bad_input():
         expand_blocks(torch.ones(2, 2, dtype=torch.bool), 2, n=5)
     with pytest.raises(ValueError):
         two_hop_reachable(causal_mask(3), causal_mask(4))
+
+
+def test_diameter_of_window_global_and_random_block_graphs():
+    # zaheer2020big's graph argument on 64 blocks: a window of 3 blocks needs nb - 1 hops,
+    # one global block makes any two blocks 2 hops apart
+    nb = 64
+    window = local_mask(nb, 2) | local_mask(nb, 2).T                 # blocks q-1, q, q+1
+    assert diameter(window) == nb - 1
+    glob = window.clone()
+    glob[0, :] = glob[:, 0] = True
+    assert diameter(glob) == 2
+    full = torch.ones(nb, nb, dtype=torch.bool)
+    assert diameter(full) == 1
+    rnd = bigbird_block_mask(nb, 3, generator=torch.Generator().manual_seed(0))
+    assert diameter(rnd) <= 2                                         # BigBird keeps its globals
+    assert diameter(torch.eye(4, dtype=torch.bool)) == float("inf")
+
+
+def test_diameter_causal_counts_only_forward_pairs():
+    n = 10
+    assert diameter(local_mask(n, 2), causal=True) == n - 1           # i-1 -> i, one step at a time
+    assert diameter(causal_mask(n), causal=True) == 1
+    with pytest.raises(ValueError):
+        diameter(torch.ones(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError):
+        diameter(torch.ones(3, 3))
