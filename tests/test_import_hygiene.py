@@ -27,7 +27,9 @@ OUTSIDE_MODULES = {
                 "sparsity_core.models.mlp", "sparsity_core.models.tinygpt"},
     "sae": {"sparsity_core.checks", "sparsity_core.training"},
     "dst": {"sparsity_core.checks", "sparsity_core.masks", "sparsity_core.schedules"},
-    "attention": {"sparsity_core.checks"},
+    "attention": {"sparsity_core.checks", "sparsity_core.models", "sparsity_core.models.blocks",
+                  "sparsity_core.models.cnn", "sparsity_core.models.hooks",
+                  "sparsity_core.models.mlp", "sparsity_core.models.tinygpt"},     # PatternAttention
     "moe": {"sparsity_core.checks", "sparsity_core.models", "sparsity_core.models.blocks",
             "sparsity_core.models.cnn", "sparsity_core.models.hooks",
             "sparsity_core.models.mlp", "sparsity_core.models.tinygpt"},
