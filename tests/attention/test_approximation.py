@@ -6,6 +6,7 @@ import torch
 
 from sparsity_core.attention.approximation import (low_rank_approximation, relative_output_error, row_entropy,
                                                     sparse_approximation, sparse_plus_low_rank)
+from sparsity_core.attention import a_shape_count
 from sparsity_core.attention.bench import time_block_attention
 from sparsity_core.attention.estimators import lsh_buckets, lsh_mask
 
@@ -88,4 +89,6 @@ def test_bad_inputs_are_refused():
 def test_block_attention_timing_reports_every_implementation():
     r = time_block_attention(96, block=16, heads=1, head_dim=8, repeat=1, compile_flex=False)
     assert set(r) == {"n", "kept", "sdpa", "gather", "flex", "sdpa fwd+bwd", "gather fwd+bwd"}
-    assert 0 < r["kept"] <= 1 and all(r[k] > 0 for k in r if k not in ("n", "kept"))
+    assert all(r[k] > 0 for k in r if k not in ("n", "kept"))
+    # 6 blocks, the first block and a window of 3: kept blocks from the closed form, over 21 causal blocks
+    assert r["kept"] == a_shape_count(6, 1, 3) / 21
