@@ -18,7 +18,7 @@ Shapes: ``(n, n)`` bool masks, True = query ``i`` attends to key ``j``.
 """
 from .patterns import (topk_mask, a_shape_count, a_shape_mask, bigbird_block_count, bigbird_block_mask, block_topk_mask,
                        blocks_of, causal_mask, density, diameter, expand_blocks, fixed_count, fixed_heads, fixed_mask,
-                       local_mask, strided_count, strided_heads, strided_mask, two_hop_reachable,
+                       hop_distance, local_mask, strided_count, strided_heads, strided_mask, two_hop_reachable,
                        vertical_slash_mask)
 from .block_sparse import (BlockLayout, block_gather_attention, block_index, block_layout, flex_block_attention,
                            flex_block_mask)
@@ -26,16 +26,16 @@ from .approximation import (low_rank_approximation, relative_output_error, row_e
                             sparse_plus_low_rank)
 from .estimators import (kmeans_routing_mask, loki_mask, lsh_buckets, lsh_mask, pca_basis, positive_random_features, recall,
                          scatterbrain_attention, topk_attention)
-from .nsa import NSAAttention, NSAConfig, compress, compression_starts, nsa_attention, selection_mask
+from .nsa import NSAAttention, NSAConfig, compress, compression_starts, nsa_attention, nsa_attention_sdpa, selection_mask
 from .module import PatternAttention, pattern_attention
 from .reference import masked_attention, masked_softmax
 
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "block_topk_mask", "expand_blocks",
-           "blocks_of", "density", "diameter", "masked_attention", "masked_softmax", "block_index", "BlockLayout", "block_layout", "block_gather_attention",
+           "blocks_of", "density", "diameter", "hop_distance", "masked_attention", "masked_softmax", "block_index", "BlockLayout", "block_layout", "block_gather_attention",
            "flex_block_mask", "flex_block_attention", "topk_mask", "topk_attention", "pca_basis", "loki_mask",
            "recall", "positive_random_features", "scatterbrain_attention", "kmeans_routing_mask", "NSAConfig",
-           "NSAAttention", "nsa_attention", "selection_mask", "compress", "compression_starts", "lsh_buckets",
+           "NSAAttention", "nsa_attention", "nsa_attention_sdpa", "selection_mask", "compress", "compression_starts", "lsh_buckets",
            "lsh_mask", "sparse_approximation", "low_rank_approximation", "sparse_plus_low_rank",
            "relative_output_error", "row_entropy", "PatternAttention", "pattern_attention"]

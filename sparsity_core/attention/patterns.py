@@ -43,7 +43,7 @@ from .. import checks
 __all__ = ["causal_mask", "local_mask", "strided_heads", "strided_mask", "fixed_heads", "fixed_mask",
            "strided_count", "fixed_count", "two_hop_reachable", "bigbird_block_mask", "bigbird_block_count",
            "a_shape_mask", "a_shape_count", "vertical_slash_mask", "topk_mask", "block_topk_mask", "expand_blocks",
-           "blocks_of", "density", "diameter"]
+           "blocks_of", "density", "diameter", "hop_distance"]
 
 
 def _n(n: object) -> int:
@@ -288,14 +288,14 @@ def density(mask: torch.Tensor, *, causal: bool = True) -> float:
     return int(mask.sum()) / total
 
 
-def diameter(mask: torch.Tensor, *, causal: bool = False) -> float:
-    """The largest number of attention steps any token needs to reach any other.
+def hop_distance(mask: torch.Tensor) -> torch.Tensor:
+    """``(n, n)`` float: ``[i, j]`` is the fewest attention steps (layers) that carry key
+    ``j``'s information to query ``i``; 0 on the diagonal, ``inf`` when no path exists.
 
     ``mask (n, n)`` bool is read as a directed graph with an edge ``j -> i`` when query ``i``
-    attends to key ``j``; the result is the longest of the shortest paths over the ordered
-    pairs ``(j, i)``, ``j != i`` (only ``j < i`` when ``causal``), computed by
-    ``scipy.sparse.csgraph.shortest_path`` (breadth-first, unweighted). ``inf`` when some pair
-    is not connected at all. Apply it to a block mask for the block graph.
+    attends to key ``j``; the distances are ``scipy.sparse.csgraph.shortest_path``'s
+    (breadth-first, unweighted). After ``L`` layers of the pattern, query ``i`` can depend on
+    key ``j`` only where ``hop_distance <= L`` (zaheer2020big's graph view of attention).
     """
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2 \
             or mask.shape[0] != mask.shape[1] or mask.shape[0] == 0:
@@ -304,8 +304,22 @@ def diameter(mask: torch.Tensor, *, causal: bool = False) -> float:
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import shortest_path
 
-    # dist[j, i]: steps from key j to query i, along edges j -> i, i.e. the transpose of mask
-    dist = shortest_path(csr_matrix(mask.T.numpy().astype(np.int8)), unweighted=True, directed=True)
+    # shortest_path(G)[a, b] follows edges a -> b; with G = mask, an edge i -> j exists when i
+    # attends to j, so its [i, j] is the steps from key j to query i read backwards
+    dist = shortest_path(csr_matrix(mask.numpy().astype(np.int8)), unweighted=True, directed=True)
+    return torch.from_numpy(dist)
+
+
+def diameter(mask: torch.Tensor, *, causal: bool = False) -> float:
+    """The largest number of attention steps any token needs to reach any other: the largest
+    :func:`hop_distance` over the ordered pairs ``(i, j)``, ``i != j`` (only ``j < i`` when
+    ``causal``). ``inf`` when some pair is not connected at all. Apply it to a block mask for
+    the block graph.
+
+    ``mask (n, n)`` bool, True = query ``i`` attends to key ``j``.
+    """
+    dist = hop_distance(mask)
     n = mask.shape[0]
-    pairs = np.triu(np.ones((n, n), dtype=bool), 1) if causal else ~np.eye(n, dtype=bool)
-    return float(dist[pairs].max()) if pairs.any() else 0.0
+    i, j = _grid(n)
+    pairs = (j < i) if causal else (i != j)
+    return float(dist[pairs].max()) if bool(pairs.any()) else 0.0

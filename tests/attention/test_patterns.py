@@ -6,7 +6,7 @@ from sparsity_core.attention import (a_shape_count, a_shape_mask, bigbird_block_
                                      block_topk_mask, blocks_of, causal_mask, density, expand_blocks, fixed_count,
                                      fixed_heads, fixed_mask, local_mask, strided_count, strided_heads,
                                      strided_mask, two_hop_reachable, vertical_slash_mask)
-from sparsity_core.attention.patterns import diameter
+from sparsity_core.attention.patterns import diameter, hop_distance
 
 
 def _brute(n, keep):
@@ -146,3 +146,37 @@ def test_diameter_causal_counts_only_forward_pairs():
         diameter(torch.ones(3, 4, dtype=torch.bool))
     with pytest.raises(ValueError):
         diameter(torch.ones(3, 3))
+
+
+def _hops_by_matrix_powers(mask):
+    # the slow twin: reach after L layers is the boolean L-th power of (I | mask)
+    n = mask.shape[0]
+    step = (mask | torch.eye(n, dtype=torch.bool)).double()
+    dist = torch.full((n, n), float("inf"), dtype=torch.float64)
+    reach = torch.eye(n, dtype=torch.float64)
+    for hops in range(n):
+        dist[(reach > 0) & torch.isinf(dist)] = hops
+        reach = ((step @ reach) > 0).double()
+    return dist
+
+
+@pytest.mark.parametrize("mask", [
+    local_mask(9, 3), strided_mask(12, 3), fixed_mask(12, 4, 1),
+    expand_blocks(bigbird_block_mask(6, 1, generator=torch.Generator().manual_seed(1)), 2),
+    torch.rand(11, 11, generator=torch.Generator().manual_seed(2)) < 0.15,
+])
+def test_hop_distance_equals_boolean_matrix_powers(mask):
+    dist = hop_distance(mask)
+    assert dist.shape == mask.shape
+    assert torch.equal(dist, _hops_by_matrix_powers(mask))
+
+
+def test_hop_distance_direction_follows_the_information():
+    # query 1 attends key 0 only: key 0 reaches query 1 in one step, not the reverse
+    mask = torch.eye(3, dtype=torch.bool)
+    mask[1, 0] = mask[2, 1] = True
+    dist = hop_distance(mask)
+    assert dist[1, 0] == 1 and dist[2, 0] == 2 and dist[2, 1] == 1
+    assert torch.isinf(dist[0, 1]) and torch.isinf(dist[0, 2])
+    with pytest.raises(ValueError):
+        hop_distance(torch.ones(2, 3, dtype=torch.bool))
