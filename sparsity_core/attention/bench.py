@@ -12,15 +12,20 @@ causal token mask applies) and times, on the same random ``(1, heads, n, head_di
   unfused reference). FlexAttention has no CPU backward in torch 2.13: forward only.
 
 Each of ``repeat`` rounds times every implementation and pass once (after one warm-up call
-each), so a slow spell of the machine hits all of them; the fastest round is reported. Used by
-``ci/bench_attention.py`` and Chapter 6's "Going fast".
+each), so a slow spell of the machine hits all of them; the fastest round is reported. With
+``memory=True`` each call's peak memory is measured too (:func:`peak_memory_mb`, one more call
+each). Used by ``ci/bench_attention.py`` and Chapter 6's "Going fast".
 
 Taught in: Chapter 6, "Sparse attention".
 """
 from __future__ import annotations
 
+import ctypes
+import gc
+import math
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +34,9 @@ from .. import checks
 from .block_sparse import block_gather_attention, block_layout, flex_block_attention, flex_block_mask
 from .patterns import a_shape_mask, causal_mask
 
-__all__ = ["time_block_attention"]
+__all__ = ["time_block_attention", "peak_memory_mb"]
+
+_STATUS, _CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
 
 def _ms(fn) -> float:
@@ -38,10 +45,39 @@ def _ms(fn) -> float:
     return 1e3 * (time.perf_counter() - start)
 
 
+def _status_kb(field: str) -> int:
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_memory_mb(fn) -> float:
+    """MiB of resident memory that ``fn()`` adds at its peak, over what the process holds when it
+    starts; NaN where Linux's ``/proc`` does not allow the measurement.
+
+    Freed heap memory is first returned to the system (glibc's ``malloc_trim``), the kernel's
+    high-water mark ``VmHWM`` is reset (``5`` written to ``/proc/self/clear_refs``), ``fn`` runs,
+    and the result is ``VmHWM`` minus the ``VmRSS`` before the call: the inputs are not counted,
+    every intermediate and output is.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        _CLEAR_REFS.write_text("5")
+        before = _status_kb("VmRSS")
+    except (OSError, KeyError, AttributeError):
+        return math.nan
+    fn()
+    return max(0.0, (_status_kb("VmHWM") - before) / 1024)
+
+
 def time_block_attention(n: int, *, block: int = 64, window: int = 3, globals_: int = 1, heads: int = 4,
-                         head_dim: int = 64, repeat: int = 3, compile_flex: bool = True, seed: int = 0) -> dict:
+                         head_dim: int = 64, repeat: int = 3, compile_flex: bool = True, seed: int = 0,
+                         memory: bool = False) -> dict:
     """``{n, kept, sdpa, gather, flex, "sdpa fwd+bwd", "gather fwd+bwd"}``: the kept fraction of
-    causal blocks and milliseconds per call (fastest of ``repeat`` interleaved rounds)."""
+    causal blocks and milliseconds per call (fastest of ``repeat`` interleaved rounds); with
+    ``memory``, also ``"<name> MiB"``: each call's :func:`peak_memory_mb`."""
     n = checks.positive_int(n, "n")
     block = checks.positive_int(block, "block")
     repeat = checks.positive_int(repeat, "repeat")
@@ -80,4 +116,5 @@ def time_block_attention(n: int, *, block: int = 64, window: int = 3, globals_: 
         for _ in range(repeat):
             for name, call in calls.items():
                 best[name] = min(best[name], _ms(call))
-    return {"n": n, "kept": int(blocks.sum()) / (nb * (nb + 1) // 2), **best}
+        peaks = {f"{name} MiB": peak_memory_mb(call) for name, call in calls.items()} if memory else {}
+    return {"n": n, "kept": int(blocks.sum()) / (nb * (nb + 1) // 2), **best, **peaks}

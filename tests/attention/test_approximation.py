@@ -92,3 +92,23 @@ def test_block_attention_timing_reports_every_implementation():
     assert all(r[k] > 0 for k in r if k not in ("n", "kept"))
     # 6 blocks, the first block and a window of 3: kept blocks from the closed form, over 21 causal blocks
     assert r["kept"] == a_shape_count(6, 1, 3) / 21
+
+
+def test_peak_memory_counts_what_the_call_allocates():
+    from sparsity_core.attention.bench import peak_memory_mb
+    if math.isnan(peak_memory_mb(lambda: None)):
+        pytest.skip("no /proc peak-memory measurement on this system")
+
+    def allocate_64_mib():
+        x = torch.ones(16 * 2 ** 20)                                  # 16 Mi floats = 64 MiB, touched
+        return float(x[-1])
+
+    assert 56 <= peak_memory_mb(allocate_64_mib) <= 80
+    assert peak_memory_mb(lambda: None) < 8
+
+
+def test_block_attention_memory_keys():
+    r = time_block_attention(64, block=16, heads=1, head_dim=8, repeat=1, compile_flex=False, memory=True)
+    names = ("sdpa", "gather", "flex", "sdpa fwd+bwd", "gather fwd+bwd")
+    assert {f"{k} MiB" for k in names} <= set(r)
+    assert all(r[f"{k} MiB"] >= 0 or math.isnan(r[f"{k} MiB"]) for k in names)

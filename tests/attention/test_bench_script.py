@@ -23,3 +23,12 @@ def test_the_benchmark_script_runs_on_a_small_grid(capsys):
     out = capsys.readouterr().out
     lines = [l for l in out.splitlines() if l.strip().startswith(("64 ", "96 "))]
     assert len(lines) == 2 and all("x" in l for l in lines)
+
+
+def test_the_benchmark_script_measures_memory_and_plots(capsys, tmp_path):
+    png = tmp_path / "bench.png"
+    assert _script().main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8", "--repeat", "1",
+                           "--no-compile", "--memory", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "peak MiB per call" in out
+    assert png.exists() and png.stat().st_size > 1000
