@@ -1,5 +1,10 @@
+import importlib
+import sys
+
 import pytest
 import torch
+
+from sparsity_core import paths
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +24,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ci_script():
+    """Import a script of ``ci/`` by module name: ``ci_script("bench_attention").main([...])``."""
+    def load(name):
+        sys.path.insert(0, str(paths.repo_root() / "ci"))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.pop(0)
+    return load

@@ -21,8 +21,9 @@ ascending), ties included.
   decreasing bound, stopping when the bound falls below ``threshold / alpha`` (safe at
   ``alpha = 1``; ``alpha < 1`` stops earlier and may miss documents).
 
-These are reference implementations in Python and NumPy (the counts are the point; speed is
-measured elsewhere).
+These are reference implementations in Python and NumPy (the counts are the point); the
+compiled loops of :mod:`.compiled` run exhaustive, MaxScore and Block-Max Pruning step for step
+as these do, for speed.
 
 Taught in: Chapter 8, "Retrieval".
 """
@@ -37,18 +38,20 @@ import scipy.sparse as sp
 
 from .. import checks
 
-__all__ = ["ImpactIndex", "SearchResult", "exhaustive", "maxscore", "wand", "block_max_wand",
-           "block_max_pruning", "METHODS"]
+__all__ = ["ImpactIndex", "SearchResult", "exhaustive", "maxscore", "wand", "wand_pivot", "block_max_wand",
+           "block_max_pruning", "METHODS", "query_terms"]
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Top-k documents (score descending, id ascending), their integer scores, and the number
-    of postings whose impact the method read to score documents."""
+    """Top-k documents (score descending, id ascending), their integer scores, the number of
+    postings whose impact the method read to score documents, and (Block-Max Pruning only, else
+    0) the number of document id ranges it scored."""
 
     docs: np.ndarray
     scores: np.ndarray
     scored: int
+    ranges: int = 0
 
 
 class ImpactIndex:
@@ -116,6 +119,19 @@ class ImpactIndex:
         return out
 
 
+def query_terms(vocab: Mapping[str, int], tokens: Sequence[str]) -> dict[int, int]:
+    """A tokenized query as ``{term id: count}`` over the terms ``vocab`` knows (``BM25.vocab``):
+    the query vector of BM25 (each occurrence of a term adds its weight once more)."""
+    if isinstance(tokens, str):
+        raise TypeError("tokens must be a list of str tokens, not a str; tokenize the query first")
+    out: dict[int, int] = {}
+    for tok in tokens:
+        t = vocab.get(tok)
+        if t is not None:
+            out[t] = out.get(t, 0) + 1
+    return out
+
+
 class _TopK:
     """The running top-k, ordered as the exhaustive ranking: (score desc, doc asc)."""
 
@@ -136,10 +152,10 @@ class _TopK:
         elif (score, -doc) > self.heap[0]:
             heapq.heapreplace(self.heap, (score, -doc))
 
-    def result(self, scored: int) -> SearchResult:
+    def result(self, scored: int, ranges: int = 0) -> SearchResult:
         best = sorted(((s, -nd) for s, nd in self.heap), key=lambda p: (-p[0], p[1]))
         return SearchResult(np.array([d for _, d in best], dtype=np.int64),
-                            np.array([s for s, _ in best], dtype=np.int64), scored)
+                            np.array([s for s, _ in best], dtype=np.int64), scored, ranges)
 
 
 def _check(index: ImpactIndex, query: Mapping[int, int], k: int) -> tuple[dict[int, int], int]:
@@ -228,21 +244,43 @@ def maxscore(index: ImpactIndex, query: Mapping[int, int], k: int) -> SearchResu
     return top.result(scored)
 
 
+def wand_pivot(docs: Sequence[int], bounds: Sequence[int], threshold: int) -> int | None:
+    """WAND's pivot (broder2003efficient, Sec. 3.1): with the cursors sorted by their current
+    document, the first cursor at which the summed upper bounds of it and all cursors before it
+    exceed ``threshold``; ``None`` if none does (no remaining document can enter the top-k).
+
+    Args:
+        docs: ``(m,)`` each cursor's current document, non-decreasing; exhausted cursors are
+            last and hold a document id past every real one (they are never the pivot).
+        bounds: ``(m,)`` each cursor's upper bound (query weight x the term's largest impact).
+        threshold: the k-th best score so far (``-1`` while fewer than k are held).
+
+    No document before the pivot's can score above ``threshold``: it lacks every term from the
+    pivot on, and the terms before the pivot bound its score by at most ``threshold``. Documents
+    are visited in increasing id, so one that only ties the threshold cannot enter either (the
+    document holding the threshold has a smaller id).
+    """
+    if len(docs) != len(bounds):
+        raise ValueError(f"docs and bounds differ in length ({len(docs)} vs {len(bounds)})")
+    if any(b < a for a, b in zip(docs, docs[1:])):
+        raise ValueError("docs must be sorted (non-decreasing): sort the cursors by their current document")
+    acc = 0
+    for i, (doc, bound) in enumerate(zip(docs, bounds)):
+        if doc == _END:
+            return None
+        acc += bound
+        if acc > threshold:
+            return i
+    return None
+
+
 def _wand(index: ImpactIndex, query: Mapping[int, int], k: int, block_max: bool) -> SearchResult:
     q, k = _check(index, query, k)
     cursors = [_Cursor(index, t, qw) for t, qw in q.items()]
     top, scored = _TopK(k), 0
     while True:
         cursors.sort(key=lambda c: c.doc)
-        theta = top.threshold
-        acc, pivot = 0, None
-        for i, c in enumerate(cursors):
-            if c.doc == _END:
-                break
-            acc += c.ub
-            if top.enters(acc, c.doc) and acc > theta:
-                pivot = i
-                break
+        pivot = wand_pivot([c.doc for c in cursors], [c.ub for c in cursors], top.threshold)
         if pivot is None:
             break
         pdoc = cursors[pivot].doc
@@ -287,18 +325,20 @@ def block_max_wand(index: ImpactIndex, query: Mapping[int, int], k: int) -> Sear
 
 def block_max_pruning(index: ImpactIndex, query: Mapping[int, int], k: int, *, alpha: float = 1.0) -> SearchResult:
     """Block-Max Pruning (mallia2024faster): visit document id ranges by decreasing bound and
-    stop when the bound is below ``threshold / alpha`` (``0 < alpha <= 1``; 1 is safe)."""
+    stop when the bound is below ``threshold / alpha`` (``0 < alpha <= 1``; 1 is safe), or is 0
+    (no query term occurs in the remaining ranges)."""
     q, k = _check(index, query, k)
     alpha = checks.real(alpha, "alpha", lo=0.0, hi=1.0, closed_low=False)
     terms = np.array(list(q), dtype=np.int64)
     qw = np.array([q[t] for t in terms], dtype=np.int64)
-    top, scored = _TopK(k), 0
+    top, scored, ranges = _TopK(k), 0, 0
     if not len(terms):
         return top.result(0)
     bounds = (index.range_max[:, terms] @ qw).astype(np.int64)          # (ranges,)
     for r in np.lexsort((np.arange(len(bounds)), -bounds)):
         theta = top.threshold
-        if len(top.heap) == top.k and (bounds[r] < theta / alpha or (alpha == 1.0 and not top.enters(int(bounds[r]), r * index.doc_block))):
+        if bounds[r] == 0 or (len(top.heap) == top.k and (
+                bounds[r] < theta / alpha or (alpha == 1.0 and not top.enters(int(bounds[r]), r * index.doc_block)))):
             break
         lo, hi = r * index.doc_block, min((r + 1) * index.doc_block, index.n_docs)
         acc = np.zeros(hi - lo, dtype=np.int64)
@@ -307,9 +347,10 @@ def block_max_pruning(index: ImpactIndex, query: Mapping[int, int], k: int, *, a
             a, b = np.searchsorted(d, lo), np.searchsorted(d, hi)
             acc[d[a:b] - lo] += w * index.impacts[t][a:b]
             scored += int(b - a)
+        ranges += 1
         for i in np.flatnonzero(acc):
             top.push(int(acc[i]), lo + int(i))
-    return top.result(scored)
+    return top.result(scored, ranges)
 
 
 #: The methods by name, all ``(index, query, k) -> SearchResult``.

@@ -23,7 +23,8 @@ relevance :math:`\mathrm{rel}(d)` (0 when unjudged):
 Queries of the qrels without any relevant document are skipped; a query of the qrels that the
 run lacks scores 0. Metrics return ``{qid: value}`` so that paired comparisons stay per query.
 
-Taught in: Chapter 8, "Retrieval" (to be cross-checked there against ``ir-measures``).
+Taught in: Chapter 8, "Retrieval", which checks these metrics against ``trec_eval`` (pytrec_eval,
+through ``ir-measures``); so do the tests.
 """
 from __future__ import annotations
 

@@ -1,33 +1,20 @@
 """ci/bench_attention.py runs on a small grid and reports every implementation."""
-import sys
-
 import pytest
-
-from sparsity_core import paths
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _script():
-    sys.path.insert(0, str(paths.repo_root() / "ci"))
-    try:
-        import bench_attention
-    finally:
-        sys.path.pop(0)
-    return bench_attention
-
-
-def test_the_benchmark_script_runs_on_a_small_grid(capsys):
-    assert _script().main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8",
+def test_the_benchmark_script_runs_on_a_small_grid(ci_script, capsys):
+    assert ci_script("bench_attention").main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8",
                            "--repeat", "1", "--no-compile"]) == 0
     out = capsys.readouterr().out
     lines = [l for l in out.splitlines() if l.strip().startswith(("64 ", "96 "))]
     assert len(lines) == 2 and all("x" in l for l in lines)
 
 
-def test_the_benchmark_script_measures_memory_and_plots(capsys, tmp_path):
+def test_the_benchmark_script_measures_memory_and_plots(ci_script, capsys, tmp_path):
     png = tmp_path / "bench.png"
-    assert _script().main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8", "--repeat", "1",
+    assert ci_script("bench_attention").main(["--n", "64", "96", "--block", "16", "--heads", "1", "--head-dim", "8", "--repeat", "1",
                            "--no-compile", "--memory", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "peak MiB per call" in out

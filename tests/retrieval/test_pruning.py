@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 from sparsity_core.retrieval import BM25, tokenize
-from sparsity_core.retrieval.pruning import (METHODS, ImpactIndex, block_max_pruning, block_max_wand, exhaustive,
+from sparsity_core.retrieval.pruning import (METHODS, ImpactIndex, block_max_pruning, block_max_wand, exhaustive, query_terms,
                                              maxscore, wand)
 
 SAFE = ("maxscore", "wand", "block_max_wand", "block_max_pruning")
@@ -99,3 +99,38 @@ def test_bad_input():
         exhaustive("index", {0: 1}, 3)
     empty = exhaustive(index, {}, 3)
     assert len(empty.docs) == 0 and empty.scored == 0
+
+
+def test_wand_pivot_by_hand():
+    from sparsity_core.retrieval.pruning import wand_pivot
+    # bounds 3, 4, 5 on documents 2, 7, 9: prefix sums 3, 7, 12
+    assert wand_pivot([2, 7, 9], [3, 4, 5], -1) == 0          # fewer than k held: the first cursor
+    assert wand_pivot([2, 7, 9], [3, 4, 5], 3) == 1           # 3 is not > 3
+    assert wand_pivot([2, 7, 9], [3, 4, 5], 7) == 2
+    assert wand_pivot([2, 7, 9], [3, 4, 5], 12) is None       # nothing can beat the threshold
+    assert wand_pivot([], [], 0) is None
+    end = np.iinfo(np.int64).max
+    assert wand_pivot([2, end], [3, 100], 5) is None          # an exhausted cursor is never the pivot
+    with pytest.raises(ValueError, match="sorted"):
+        wand_pivot([7, 2], [1, 1], 0)
+    with pytest.raises(ValueError, match="length"):
+        wand_pivot([1, 2], [1], 0)
+
+
+def test_query_terms_counts_known_tokens_only():
+    from sparsity_core.retrieval.pruning import query_terms
+    assert query_terms({"a": 0, "b": 1}, ["a", "c", "b", "a"]) == {0: 2, 1: 1}
+    assert query_terms({"a": 0}, []) == {}
+    with pytest.raises(TypeError, match="tokenize"):
+        query_terms({"a": 0}, "a b")
+
+
+def test_query_terms_match_bm25_scores():
+    docs = [tokenize(t) for t in ["the cat sat on the mat", "a cat and a dog", "dogs chase cats", "mat of straw"]]
+    bm = BM25().fit(docs)
+    index = ImpactIndex(bm.weights, bits=20)
+    q = tokenize("cat cat mat")
+    ref = bm.scores(q)
+    got = exhaustive(index, query_terms(bm.vocab, q), 4)
+    # the quantised ranking is the float ranking (no ties here)
+    assert list(got.docs) == [int(d) for d in np.argsort(-ref, kind="stable")[:len(got.docs)]]
