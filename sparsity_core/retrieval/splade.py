@@ -108,7 +108,7 @@ def expected_flops(query_reps: torch.Tensor, doc_reps: torch.Tensor) -> float:
 def in_batch_loss(query_reps: torch.Tensor, doc_reps: torch.Tensor) -> torch.Tensor:
     """Ranking loss with in-batch negatives (formal2021splade, Eq. 4): query ``b``'s positive is
     document ``b``, the batch's other documents are its negatives; the mean over queries of
-    :math:`-\log \frac{e^{s(q_b, d_b)}}{\sum_{b'} e^{s(q_b, d_{b'})}}` with :math:`s` the dot product.
+    :math:`-\\log \\frac{e^{s(q_b, d_b)}}{\\sum_{b'} e^{s(q_b, d_{b'})}}` with :math:`s` the dot product.
 
     Args:
         query_reps: ``(B, V)``; doc_reps: ``(B, V)``, row ``b`` the positive of query ``b``.
