@@ -25,7 +25,12 @@ Reference code read: ``google/graph-mining`` ``sketching/point_cloud/fixed_dimen
 ``ApplyCountSketchToVector``). Our random draws use numpy's generator, not the reference's
 ``mt19937``, so encodings match the reference in distribution, not bit for bit.
 
-Dimension letters: n vectors of a text, d their dimension, D the FDE dimension.
+Batches of texts are passed as one ``(sum of n, d)`` array of stacked vectors and the ``(texts,)``
+counts ``lengths`` (:meth:`FDE.encode_batch`, :func:`chamfer_matrix`,
+:func:`token_knn_candidates`, the paper's single-vector heuristic).
+
+Dimension letters: n vectors of a text, d their dimension, D the FDE dimension, Q query texts,
+N document texts.
 
 Taught in: Chapter 8, "Retrieval" (multi-vector retrieval, a later part).
 """
@@ -34,10 +39,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import checks
 
-__all__ = ["FDEConfig", "FDE", "fde_dimension", "chamfer", "gray_partition"]
+__all__ = ["FDEConfig", "FDE", "fde_dimension", "chamfer", "chamfer_matrix", "gray_partition",
+           "token_knn_candidates"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,74 @@ def _points(points, dim: int) -> np.ndarray:
     return points
 
 
+def _stacked(points, lengths, dim: int):
+    """Validate stacked vectors and their per-text counts; also each vector's text and each
+    text's first row."""
+    points = _points(points, dim)
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 1).any():
+        raise ValueError("lengths must be a non-empty 1-D array of positive integers (every text needs a vector)")
+    if int(lengths.sum()) != points.shape[0]:
+        raise ValueError(f"lengths add up to {int(lengths.sum())} but there are {points.shape[0]} vectors")
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return points, lengths, np.repeat(np.arange(len(lengths)), lengths), starts
+
+
+def chamfer_matrix(query_points, query_lengths, doc_points, doc_lengths, chunk: int = 4096) -> np.ndarray:
+    """``(Q, N)`` :func:`chamfer` of every query text with every document text (stacked vectors,
+    see the module docstring), ``chunk`` document vectors at a time."""
+    q, q_len, q_owner, q_starts = _stacked(query_points, query_lengths, np.asarray(query_points).shape[-1])
+    d, d_len, d_owner, d_starts = _stacked(doc_points, doc_lengths, q.shape[1])
+    chunk = checks.positive_int(chunk, "chunk")
+    out, d_ends = np.empty((len(q_len), len(d_len))), d_starts + d_len
+    lo = 0
+    while lo < len(d_len):                                    # whole texts per chunk
+        hi = max(lo + 1, int(np.searchsorted(d_ends, d_starts[lo] + chunk, side="right")))
+        rows = slice(d_starts[lo], d_starts[hi - 1] + d_len[hi - 1])
+        sims = q @ d[rows].T                                  # (query vectors, chunk vectors)
+        best = np.maximum.reduceat(sims, d_starts[lo:hi] - d_starts[lo], axis=1)     # max over each doc's vectors
+        out[:, lo:hi] = np.add.reduceat(best, q_starts, axis=0)                      # sum over each query's
+        lo = hi
+    return out
+
+
+def token_knn_candidates(query_points, query_lengths, doc_points, doc_lengths, per_token):
+    """The single-vector (SV) heuristic of MUVERA's baseline: each query vector retrieves its
+    ``per_token`` nearest document vectors by inner product; a query's candidates are the documents
+    they belong to, deduplicated.
+
+    Args:
+        per_token: a positive int, or a sequence of them (one search serves them all).
+
+    Returns:
+        Q arrays of document indices, each ordered by its best vector's rank (the closest first);
+        for a sequence ``per_token``, one such list per value.
+    """
+    q, q_len, _, q_starts = _stacked(query_points, query_lengths, np.asarray(query_points).shape[-1])
+    d, _, d_owner, _ = _stacked(doc_points, doc_lengths, q.shape[1])
+    many = np.ndim(per_token) == 1
+    wanted = [min(checks.positive_int(p, "per_token"), len(d)) for p in (per_token if many else [per_token])]
+    n = max(wanted)
+    top = np.empty((len(q), n), dtype=np.int64)                           # each query vector's nearest rows,
+    score = np.empty((len(q), n))                                         # closest first
+    for lo in range(0, len(q), 256):
+        sims = q[lo:lo + 256] @ d.T                                       # (<= 256, doc vectors)
+        part = np.argpartition(-sims, n - 1, axis=1)[:, :n]
+        part_score = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_score, axis=1, kind="stable")
+        top[lo:lo + 256] = np.take_along_axis(part, order, axis=1)
+        score[lo:lo + 256] = np.take_along_axis(part_score, order, axis=1)
+    results = []
+    for p in wanted:
+        out = []
+        for start, m in zip(q_starts, q_len):
+            docs = d_owner[top[start:start + m, :p].ravel()][np.argsort(-score[start:start + m, :p].ravel(), kind="stable")]
+            _, first = np.unique(docs, return_index=True)
+            out.append(docs[np.sort(first)])
+        results.append(out)
+    return results if many else results[0]
+
+
 class FDE:
     """Encoder of query and document vector sets into FDEs (module docstring).
 
@@ -152,6 +227,44 @@ class FDE:
         """``(n, d)`` document vectors -> ``(D,)``: per region the **mean** of its vectors (empty
         regions filled when ``cfg.fill_empty``)."""
         return self._encode(_points(points, self.cfg.dim), document=True)
+
+    def encode_batch(self, points: np.ndarray, lengths, document: bool) -> np.ndarray:
+        """Stacked ``(sum(lengths), d)`` vectors of ``len(lengths)`` texts -> ``(texts, D)`` FDEs,
+        row ``i`` equal to :meth:`encode_document` (``document=True``) or :meth:`encode_query` of
+        text ``i``'s vectors; all texts at once (the per-text methods are the slow twins)."""
+        points, lengths, owner, starts = _stacked(points, lengths, self.cfg.dim)
+        cfg, n_texts = self.cfg, len(lengths)
+        n_regions, width = 2 ** cfg.k_sim, cfg.proj_dim or cfg.dim
+        weights = 1 << np.arange(cfg.k_sim - 1, -1, -1)                         # sign bits -> integer code
+        region_code = np.array([_sign_pattern(g, cfg.k_sim) @ weights for g in range(n_regions)], dtype=np.int64)
+        popcount = np.array([bin(c).count("1") for c in range(n_regions)], dtype=np.int64)
+        n_points = points.shape[0]
+        blocks = []
+        for r in range(cfg.reps):
+            signs = points @ self.simhash[r] > 0                                  # (n, k_sim)
+            cell = owner * n_regions + gray_partition(signs)                      # (n,) text-major cells
+            projected = points if self.projection is None else points @ self.projection[r]   # (n, width)
+            onehot = sp.csr_array((np.ones(len(cell)), (cell, np.arange(len(cell)))),
+                                  shape=(n_texts * n_regions, len(cell)))
+            sums = onehot @ projected                                             # (texts * regions, width)
+            if document:
+                counts = np.bincount(cell, minlength=n_texts * n_regions)
+                sums[counts > 0] /= counts[counts > 0, None]
+                empty = np.flatnonzero(counts == 0)
+                if cfg.fill_empty and cfg.k_sim > 0 and empty.size:
+                    hamming = popcount[(signs @ weights)[:, None] ^ region_code[None]]      # (n, regions)
+                    # smallest (Hamming distance, position) per text and region: the first nearest point
+                    key = hamming * n_points + np.arange(n_points)[:, None]
+                    first = np.minimum.reduceat(key, starts, axis=0) % n_points           # (texts, regions)
+                    text, region = np.divmod(empty, n_regions)
+                    sums[empty] = projected[first[text, region]]
+            blocks.append(sums.reshape(n_texts, n_regions * width))
+        out = np.concatenate(blocks, axis=1)
+        if self.sketch_index is not None:
+            sketch = sp.csr_array((self.sketch_sign, (np.arange(out.shape[1]), self.sketch_index)),
+                                  shape=(out.shape[1], cfg.final_dim))
+            out = np.asarray(out @ sketch)
+        return out
 
     def _encode(self, points: np.ndarray, document: bool) -> np.ndarray:
         cfg = self.cfg

@@ -3,7 +3,8 @@ FDE inner product a Chamfer similarity."""
 import numpy as np
 import pytest
 
-from sparsity_core.retrieval.muvera import FDE, FDEConfig, chamfer, fde_dimension, gray_partition
+from sparsity_core.retrieval.muvera import (FDE, FDEConfig, chamfer, chamfer_matrix, fde_dimension, gray_partition,
+                                             token_knn_candidates)
 
 
 def _unit(rng, n, d):
@@ -100,3 +101,82 @@ def test_bad_input():
         enc.encode_query(np.full((1, 4), np.nan))
     with pytest.raises(TypeError):
         FDE({"dim": 4})
+
+
+def _texts(rng, lengths, d):
+    return _unit(rng, int(sum(lengths)), d), np.asarray(lengths)
+
+
+@pytest.mark.parametrize("cfg", [FDEConfig(dim=6), FDEConfig(dim=6, reps=3, k_sim=3),
+                                 FDEConfig(dim=6, reps=2, k_sim=4, proj_dim=3),
+                                 FDEConfig(dim=6, reps=2, k_sim=4, fill_empty=False),
+                                 FDEConfig(dim=6, reps=2, k_sim=3, proj_dim=4, final_dim=11, seed=5)])
+def test_batch_encoding_equals_one_text_at_a_time(cfg):
+    rng = np.random.default_rng(2)
+    points, lengths = _texts(rng, [1, 5, 2, 9, 1, 3], cfg.dim)      # one-vector texts leave most regions empty
+    enc = FDE(cfg)
+    texts = np.split(points, np.cumsum(lengths)[:-1])
+    assert np.allclose(enc.encode_batch(points, lengths, document=True), [enc.encode_document(t) for t in texts])
+    assert np.allclose(enc.encode_batch(points, lengths, document=False), [enc.encode_query(t) for t in texts])
+
+
+def test_chamfer_matrix_equals_pairwise_chamfer():
+    rng = np.random.default_rng(3)
+    q, q_len = _texts(rng, [3, 1, 4], 5)
+    d, d_len = _texts(rng, [2, 7, 1, 1, 5, 3], 5)
+    expect = [[chamfer(a, b) for b in np.split(d, np.cumsum(d_len)[:-1])] for a in np.split(q, np.cumsum(q_len)[:-1])]
+    for chunk in (1, 3, 8, 4096):                      # chunks smaller than a document still take it whole
+        assert np.allclose(chamfer_matrix(q, q_len, d, d_len, chunk=chunk), expect)
+
+
+def test_token_knn_candidates_by_hand():
+    d = np.array([[1.0, 0], [0, 1], [0.9, 0.1], [-1, 0]])
+    d_len = np.array([1, 2, 1])                        # doc 0: row 0; doc 1: rows 1, 2; doc 2: row 3
+    q = np.array([[1.0, 0], [0, 1]])
+    cands = token_knn_candidates(q, [2], d, d_len, per_token=2)
+    # query vector 1: rows 0 (1.0), 2 (0.9); query vector 2: rows 1 (1.0), 2 (0.1) -> docs 0, 1 (deduplicated)
+    assert [c.tolist() for c in cands] == [[0, 1]]
+    assert token_knn_candidates(q, [1, 1], d, d_len, per_token=1)[1].tolist() == [1]
+    assert sorted(token_knn_candidates(q, [2], d, d_len, per_token=99)[0].tolist()) == [0, 1, 2]
+    one, two = token_knn_candidates(q, [2], d, d_len, per_token=[1, 2])     # one search, two settings
+    assert one[0].tolist() == [0, 1] and two[0].tolist() == [0, 1]
+    rng = np.random.default_rng(6)
+    qs, q_len = _texts(rng, [3, 5], 4)
+    ds, d_len = _texts(rng, [2, 4, 1, 6, 3], 4)
+    assert all(np.array_equal(a, b) for p, res in zip((1, 3, 7), token_knn_candidates(qs, q_len, ds, d_len, [1, 3, 7]))
+               for a, b in zip(res, token_knn_candidates(qs, q_len, ds, d_len, p)))
+
+
+def _slow_sv(qs, q_len, ds, d_len, p):
+    owner = np.repeat(np.arange(len(d_len)), d_len)
+    out = []
+    for query in np.split(qs, np.cumsum(q_len)[:-1]):
+        hits = sorted(((float(v @ ds[r]), int(owner[r])) for v in query for r in np.argsort(-(ds @ v))[:p]),
+                      key=lambda h: -h[0])
+        seen = []
+        for _, doc in hits:
+            if doc not in seen:
+                seen.append(doc)
+        out.append(seen)
+    return out
+
+
+def test_token_knn_candidates_equal_a_loop():
+    rng = np.random.default_rng(7)
+    qs, q_len = _texts(rng, [3, 5, 1, 4], 6)
+    ds, d_len = _texts(rng, [2, 4, 1, 6, 3, 5, 2], 6)
+    for p, got in zip((1, 2, 5), token_knn_candidates(qs, q_len, ds, d_len, [1, 2, 5])):
+        assert [c.tolist() for c in got] == _slow_sv(qs, q_len, ds, d_len, p)
+
+
+def test_batch_bad_input():
+    enc = FDE(FDEConfig(dim=3))
+    x = np.ones((4, 3))
+    with pytest.raises(ValueError, match="add up"):
+        enc.encode_batch(x, [1, 2], document=True)
+    with pytest.raises(ValueError, match="positive"):
+        enc.encode_batch(x, [4, 0], document=True)
+    with pytest.raises(ValueError, match="positive"):
+        chamfer_matrix(x, [2.0, 2.0], x, [4])
+    with pytest.raises(ValueError):
+        token_knn_candidates(x, [4], x, [4], per_token=0)
