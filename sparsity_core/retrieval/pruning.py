@@ -245,7 +245,7 @@ def maxscore(index: ImpactIndex, query: Mapping[int, int], k: int) -> SearchResu
 
 
 def wand_pivot(docs: Sequence[int], bounds: Sequence[int], threshold: int) -> int | None:
-    """WAND's pivot (broder2003efficient, Sec. 3.1): with the cursors sorted by their current
+    """WAND's pivot (broder2003efficient, the pivot step of the WAND iterator): with the cursors sorted by their current
     document, the first cursor at which the summed upper bounds of it and all cursors before it
     exceed ``threshold``; ``None`` if none does (no remaining document can enter the top-k).
 

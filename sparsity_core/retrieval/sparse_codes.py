@@ -17,8 +17,8 @@ SAE's reconstruction loss:
 the second term the in-batch ranking loss of (query, positive document) pairs
 (:func:`sparsity_core.retrieval.splade.in_batch_loss`, dot product, scale 1). With
 :math:`\gamma = 0` it is a plain SAE trained on the same batches, the ablation CSR is compared
-with. The defaults follow sentence-transformers' ``CSRLoss`` (:math:`\beta = 0.1`,
-:math:`\gamma = 1`); the CSR repository's text script uses :math:`\beta = 1/32`.
+with. :math:`\gamma` defaults to 1, as in sentence-transformers' ``CSRLoss``; :math:`\beta` is the
+SAE's ``aux_coeff``, set when the SAE is built (``CSRLoss``: 0.1).
 
 Reference code read: ``UKPLab/sentence-transformers``
 ``sentence_transformers/sparse_encoder/losses/CSRLoss.py`` (``CSRReconstructionLoss``: L(k) +
