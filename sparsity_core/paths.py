@@ -4,10 +4,11 @@ Chapters run under Jupyter, papermill, nbval and Jupyter Book, each with its own
 directory; every path a chapter needs therefore comes from here.
 
 Environment variables (all optional):
-    SPARSITY_ROOT: the repository root (default: the folder above this package).
-    SPARSITY_RESULTS_DIR: where scorecards write results JSON (default: ``data/results``).
-        ``make test`` points it at a scratch folder so that a fresh run can be compared
-        with the committed record instead of overwriting it.
+
+* ``SPARSITY_ROOT``: the repository root (default: the folder above this package).
+* ``SPARSITY_RESULTS_DIR``: where scorecards write results JSON (default: ``data/results``).
+  ``make test`` points it at a scratch folder so that a fresh run can be compared
+  with the committed record instead of overwriting it.
 """
 from __future__ import annotations
 

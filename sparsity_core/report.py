@@ -5,6 +5,8 @@ records in ``data/results/<chapter>.json``; ``make test`` checks the page is up 
 """
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 from . import sweeps as sweeps_mod
@@ -104,11 +106,99 @@ def _sweep_line(chapter: str, sweep: dict | None, current: str | None) -> str:
             f"| {state} | {tasks} |")
 
 
+#: The paragraph of a chapter's opening that ``ci/build_report.py`` fills from the record.
+RUNTIME_LEAD = "**Run time.**"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(float(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def runtime_paragraph(record: dict) -> str:
+    """The opening's run-time paragraph, from a chapter's committed results record."""
+    s = record["stamp"]
+    return (f"{RUNTIME_LEAD} {_duration(s['seconds'])} at `SCALE=\"{s['scale']}\"` on {s['threads']} threads "
+            f"({s['cpu']}), in the recorded run of {s['date'][:10]} (the line under the scorecard gives "
+            f"this run's own time). `SCALE=\"smoke\"` runs in seconds and only proves that the code runs.")
+
+
+def with_runtime(markdown: str, paragraph: str) -> str | None:
+    """``markdown`` with its run-time paragraph (the lines from one starting with
+    :data:`RUNTIME_LEAD` to the next blank line) replaced by ``paragraph``; None if it has none."""
+    lines = markdown.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(RUNTIME_LEAD)), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join(lines[:start] + [paragraph] + lines[end:])
+
+
+_CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def cited_keys(markdown: str) -> set[str]:
+    """Bibliography keys that MyST cite roles (``cite``, ``cite:p``, ...) name in ``markdown``,
+    each role's comma-separated list split."""
+    return {k.strip() for m in _CITE.finditer(markdown) for k in m.group(1).split(",") if k.strip()}
+
+
+def load_seed_papers(path: Path) -> list[dict]:
+    """Rows of ``data/seed_papers.csv``: ``chapter`` (two digits), ``title``, ``bibkey``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows, start=2):
+        if not re.fullmatch(r"\d\d", row.get("chapter", "")) or not row.get("title") or not row.get("bibkey"):
+            raise ValueError(f"{path}:{i}: each row needs a two-digit chapter, a title and a bibkey (got {row})")
+    return rows
+
+
+def seed_coverage(seed_papers: list[dict], claim_papers: dict[str, set[str]],
+                  chapter_citations: dict[str, set[str]]) -> dict[str, dict[str, list[str]]]:
+    """Per chapter number, the seed papers' titles with a claim, discussed (cited in the
+    chapter's text) or absent.
+
+    Args:
+        seed_papers: :func:`load_seed_papers` rows.
+        claim_papers: notebook stem -> bib keys of its claims (the CSV's ``paper`` column).
+        chapter_citations: notebook stem -> bib keys its markdown cites.
+    """
+    out: dict[str, dict[str, list[str]]] = {}
+    for row in seed_papers:
+        stems = [s for s in set(claim_papers) | set(chapter_citations) if s.startswith(row["chapter"] + "_")]
+        if any(row["bibkey"] in claim_papers.get(s, ()) for s in stems):
+            state = "claim"
+        elif any(row["bibkey"] in chapter_citations.get(s, ()) for s in stems):
+            state = "discussed"
+        else:
+            state = "absent"
+        out.setdefault(row["chapter"], {"claim": [], "discussed": [], "absent": []})[state].append(row["title"])
+    return out
+
+
+def coverage_markdown(coverage: dict[str, dict[str, list[str]]]) -> list[str]:
+    """The report's seed-paper section: one row per chapter, then the absent titles."""
+    lines = ["## Seed papers", "",
+             "Every seed paper of a chapter (`data/seed_papers.csv`, from the book's reading list) is "
+             "reproduced by a claim, discussed in the chapter's text (its \"rest of the field\"), or absent.", "",
+             "| chapter | seed papers | with a claim | discussed | absent |", "|---|---:|---:|---:|---:|"]
+    for chapter in sorted(coverage):
+        c = coverage[chapter]
+        lines.append(f"| {chapter} | {sum(map(len, c.values()))} | {len(c['claim'])} | {len(c['discussed'])} | "
+                     f"{len(c['absent'])} |")
+    absent = [(ch, t) for ch in sorted(coverage) for t in coverage[ch]["absent"]]
+    if absent:
+        lines += ["", "Absent: " + "; ".join(f"{ch}: *{_cell(t)}*" for ch, t in absent) + "."]
+    return lines + [""]
+
+
 def report_markdown(records: list[dict], paper_claims: dict[str, PaperClaim] | None = None,
-                    sweeps: dict[str, tuple[dict | None, str | None]] | None = None) -> str:
-    """The report page: a per-chapter summary, the seed sweeps, then one table of every claim
-    (with each claim's reproduction tolerance when ``paper_claims``, the CSV rows, are given,
-    and how often it held on other seeds when ``sweeps``, from :func:`chapter_sweeps`, are)."""
+                    sweeps: dict[str, tuple[dict | None, str | None]] | None = None,
+                    coverage: dict[str, dict[str, list[str]]] | None = None) -> str:
+    """The report page: a per-chapter summary, the seed sweeps, the seed papers' coverage (when
+    ``coverage``, from :func:`seed_coverage`, is given), then one table of every claim (with each
+    claim's reproduction tolerance when ``paper_claims``, the CSV rows, are given, and how often
+    it held on other seeds when ``sweeps``, from :func:`chapter_sweeps`, are)."""
     paper_claims = paper_claims or {}
     sweeps = sweeps or {}
     lines = [HEADER, "## Chapters", "",
@@ -127,7 +217,10 @@ def report_markdown(records: list[dict], paper_claims: dict[str, PaperClaim] | N
     lines += ["", f"In all: {total} claims, {passed} pass.", "", "## Seed sweeps", "",
               "| chapter | sweep | sources | tasks |", "|---|---|---|---|"]
     lines += [_sweep_line(r["chapter"], *sweeps.get(r["chapter"], (None, None))) for r in records]
-    lines += ["", "## Every claim", ""]
+    lines.append("")
+    if coverage:
+        lines += coverage_markdown(coverage)
+    lines += ["## Every claim", ""]
     for r in records:
         sweep, current = sweeps.get(r["chapter"], (None, None))
         lines += [f"### {r['chapter']}", "",

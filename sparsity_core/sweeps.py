@@ -17,12 +17,14 @@ reason; its claims are counted as ``"missing"`` in ``statuses``, never dropped, 
 reads "holds on 2 of 3 seeds, 1 missing".
 
 **Staleness.** :func:`source_hash` digests what decides a chapter's numbers: the source of
-the notebook's code cells (not its outputs or prose), the ``.py`` files of ``sparsity_core``
-that the chapter imports, directly or through other modules (:func:`package_closure`, read
-from the import statements, function-level imports included), and the chapter's rows of
-``data/paper_claims.csv``. A sweep record whose
-hash differs from today's sources is *stale*: the report and the scorecards still show its
-counts, marked stale, until the sweep is re-run.
+the notebook's code cells (not its outputs or prose), the code of the ``.py`` files of
+``sparsity_core`` that the chapter imports, directly or through other modules
+(:func:`package_closure`, read from the import statements, function-level imports included),
+and the chapter's rows of ``data/paper_claims.csv``. A file's code is its syntax tree without
+docstrings (:func:`code_digest`): a docstring, a comment or a line break never changes a
+number, so editing one leaves sweeps current; any other change, however small, stales them.
+A sweep record whose hash differs from today's sources is *stale*: the report and the
+scorecards still show its counts, marked stale, until the sweep is re-run.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from pathlib import Path
 from . import paths
 from .claims import STATUSES
 
-__all__ = ["SWEEP_FIELDS", "MISSING", "package_closure", "source_hash", "aggregate", "validate_sweep", "load_sweep",
+__all__ = ["SWEEP_FIELDS", "MISSING", "package_closure", "code_digest", "source_hash", "aggregate", "validate_sweep", "load_sweep",
            "sweeps_dir", "sweep_path", "holds_text"]
 
 #: Top-level fields of a sweep record.
@@ -133,8 +135,23 @@ def package_closure(code: str, package: Path) -> list[Path]:
     return sorted(files)
 
 
+def code_digest(source: str) -> bytes:
+    """What of a module's source can change what it computes: its syntax tree (``ast.dump``,
+    no line numbers) with every module, class and function docstring removed; comments and
+    layout are not in the tree. A docstring-only edit gives the same bytes."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode("utf-8")
+
+
 def source_hash(chapter: str, root: Path | None = None) -> str:
-    """sha256 of the chapter's code cells, the package files they load and the chapter's CSV rows.
+    """sha256 of the chapter's code cells, the code of the package files they load
+    (:func:`code_digest`) and the chapter's CSV rows.
 
     Args:
         chapter: a notebook stem under ``book/`` (``01_sdr``).
@@ -148,7 +165,8 @@ def source_hash(chapter: str, root: Path | None = None) -> str:
     h = hashlib.sha256()
     h.update(b"notebook\0" + code.encode("utf-8"))
     for py in package_closure(code, root / "sparsity_core"):
-        h.update(b"\0file\0" + py.relative_to(root).as_posix().encode() + b"\0" + py.read_bytes())
+        h.update(b"\0code\0" + py.relative_to(root).as_posix().encode() + b"\0"
+                 + code_digest(py.read_text(encoding="utf-8")))
     h.update(b"\0claims\0" + _claim_rows(root / "data" / "paper_claims.csv", chapter).encode("utf-8"))
     return h.hexdigest()
 

@@ -1,8 +1,12 @@
+import re
 import subprocess
 import sys
 
+import pytest
+
 from sparsity_core import paths
-from sparsity_core.report import chapter_records, report_markdown
+from sparsity_core.report import (RUNTIME_LEAD, chapter_records, cited_keys, coverage_markdown, load_seed_papers,
+                                  report_markdown, runtime_paragraph, seed_coverage, with_runtime)
 
 
 def test_report_lists_every_committed_claim():
@@ -81,3 +85,47 @@ def test_report_marks_a_stale_sweep_and_names_failed_seeds():
     text = report_markdown([_one_claim_record()], sweeps={"99_toy": _sweep(current_hash="other", failed=(3,))})
     assert "| **stale** (sources changed since) | seed 3 failed: timed out after 9 s |" in text
     assert "holds on 1 of 3 seeds (1 missing); measured 2 ± 0 (stale: sources changed since the sweep)" in text
+
+
+def test_the_run_time_paragraph_comes_from_the_record_and_replaces_only_itself():
+    rec = {"stamp": {"seconds": 85.9, "scale": "default", "threads": 2, "cpu": "Some CPU",
+                     "date": "2026-12-01 13:38 UTC"}}
+    para = runtime_paragraph(rec)
+    assert para.startswith(RUNTIME_LEAD + " 1 min 26 s at `SCALE=\"default\"` on 2 threads (Some CPU)")
+    assert "2026-12-01" in para and "13:38" not in para
+    assert runtime_paragraph({"stamp": {**rec["stamp"], "seconds": 39.6}}).startswith(RUNTIME_LEAD + " 40 s at")
+    md = "intro\n\n**Prerequisites.** none.\n\n**Run time.** old words\nsecond line\n\nafter"
+    assert with_runtime(md, para) == f"intro\n\n**Prerequisites.** none.\n\n{para}\n\nafter"
+    assert with_runtime("**Run time.** at the end", para) == para
+    assert with_runtime("no such paragraph; **Run time.** mid-line", para) is None
+
+
+def test_cited_keys_reads_every_cite_role():
+    md = "A {cite}`a2020x` and {cite}`b2021y, c2022z`; {cite:p}`d2023w` but not `e` or {doc}`f`."
+    assert cited_keys(md) == {"a2020x", "b2021y", "c2022z", "d2023w"}
+
+
+def test_seed_coverage_prefers_a_claim_then_a_citation_of_the_same_chapter():
+    seeds = [{"chapter": "02", "title": "T1", "bibkey": "k1"}, {"chapter": "02", "title": "T2", "bibkey": "k2"},
+             {"chapter": "02", "title": "T3", "bibkey": "k3"}, {"chapter": "03", "title": "T4", "bibkey": "k1"}]
+    cov = seed_coverage(seeds, {"02_pruning": {"k1"}}, {"02_pruning": {"k1", "k2"}, "03_llm": {"k3"}})
+    assert cov["02"] == {"claim": ["T1"], "discussed": ["T2"], "absent": ["T3"]}
+    # another chapter's claim or citation does not cover a paper of this one
+    assert cov["03"] == {"claim": [], "discussed": [], "absent": ["T4"]}
+    text = "\n".join(coverage_markdown(cov))
+    assert "| 02 | 3 | 1 | 1 | 1 |" in text and "02: *T3*" in text and "03: *T4*" in text
+
+
+def test_seed_papers_file_rows_are_checked(tmp_path):
+    bad = tmp_path / "seeds.csv"
+    bad.write_text("chapter,title,bibkey\n2,T,k\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="two-digit chapter"):
+        load_seed_papers(bad)
+
+
+def test_every_seed_paper_has_a_bibliography_entry():
+    bib = (paths.repo_root() / "book" / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, flags=re.M))
+    rows = load_seed_papers(paths.data_dir() / "seed_papers.csv")
+    assert rows and not [r["bibkey"] for r in rows if r["bibkey"] not in keys]
+    assert len({(r["chapter"], r["title"]) for r in rows}) == len(rows)

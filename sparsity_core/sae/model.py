@@ -1,7 +1,8 @@
 """Every SAE variant by name: :func:`make_sae` and ``SAE_KINDS``.
 
-The skeleton and the step output live in :mod:`.base`; selection SAEs (TopK, BatchTopK,
-Matryoshka) in :mod:`.topk`; penalty SAEs (ReLU + L1, JumpReLU, Gated) in :mod:`.penalty`.
+The skeleton and the step output live in :mod:`sparsity_core.sae.base`; selection SAEs (TopK, BatchTopK,
+Matryoshka) in :mod:`sparsity_core.sae.topk`; penalty SAEs (ReLU + L1, JumpReLU, Gated) in
+:mod:`sparsity_core.sae.penalty`.
 
 Taught in: Chapter 7, "Sparse autoencoders".
 """

@@ -1,12 +1,12 @@
 r"""SAEs that buy sparsity with a penalty in the loss: ReLU + L1, JumpReLU + L0, Gated.
 
-=========================  ===============================================  =====================================
-class                      :math:`\sigma` and loss                           paper
-=========================  ===============================================  =====================================
-:class:`ReLUSAE`           ReLU; :math:`+\lambda\sum_i f_i\lVert d_i\rVert`   bricken2023monosemanticity (targets E2)
-:class:`JumpReLUSAE`       :math:`\pi H(\pi-\theta)`; :math:`+\lambda L_0`   rajamanoharan2024jumping (E4)
-:class:`GatedSAE`          gate x magnitude; + L1 of the gate + aux loss     rajamanoharan2024improving (E3)
-=========================  ===============================================  =====================================
+====================  ================================================  =======================================
+class                 :math:`\sigma` and loss                           paper
+====================  ================================================  =======================================
+:class:`ReLUSAE`      ReLU; :math:`+\lambda\sum_i f_i\lVert d_i\rVert`  bricken2023monosemanticity (targets E2)
+:class:`JumpReLUSAE`  :math:`\pi H(\pi-\theta)`; :math:`+\lambda L_0`   rajamanoharan2024jumping (E4)
+:class:`GatedSAE`     gate x magnitude; + L1 of the gate + aux loss     rajamanoharan2024improving (E3)
+====================  ================================================  =======================================
 
 Reference code read (not copied): ``saprmarks/dictionary_learning`` ``trainers/{standard,
 jumprelu,gdm}.py``; SAELens ``sae_lens/saes/{jumprelu,gated}_sae.py``.

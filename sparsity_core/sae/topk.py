@@ -1,14 +1,14 @@
 r"""SAEs that fix the sparsity by selection: TopK (with AuxK and nested-k terms), BatchTopK,
 and the Matryoshka SAE built on BatchTopK.
 
-=========================  ===============================================  =====================================
-class                      :math:`\sigma` and loss                           paper
-=========================  ===============================================  =====================================
-:class:`TopKSAE`           ReLU(TopK_k); + AuxK; nested-k (Multi-TopK,       gao2024scaling Sec. 2.3, A.2;
-                           Matryoshka-k) terms                               zaigrajew2025interpreting (E1, E6 ii)
-:class:`BatchTopKSAE`      top ``B k`` of the batch; threshold at inference  bussmann2024batchtopk (E5)
-:class:`MatryoshkaSAE`     BatchTopK; every prefix reconstructs x            bussmann2025learning (E6 i)
-=========================  ===============================================  =====================================
+======================  ================================================  =====================================
+class                   :math:`\sigma` and loss                           paper
+======================  ================================================  =====================================
+:class:`TopKSAE`        ReLU(TopK_k); + AuxK; nested-k (Multi-TopK,       gao2024scaling Sec. 2.3, A.2;
+                        Matryoshka-k) terms                               zaigrajew2025interpreting (E1, E6 ii)
+:class:`BatchTopKSAE`   top ``B k`` of the batch; threshold at inference  bussmann2024batchtopk (E5)
+:class:`MatryoshkaSAE`  BatchTopK; every prefix reconstructs x            bussmann2025learning (E6 i)
+======================  ================================================  =====================================
 
 Reference code read (not copied): ``openai/sparse_autoencoder`` ``model.py``;
 ``saprmarks/dictionary_learning`` ``trainers/{top_k,batch_top_k,matryoshka_batch_top_k}.py``;

@@ -8,7 +8,7 @@ optimizer step pre-hook removes the decoder gradient's component along each colu
 columns after the step (:meth:`~sparsity_core.sae.base.SAE.post_step`). The hook belongs to
 this run's optimizer, not to the module, so a copied SAE trains exactly as the original. Batches are
 drawn without replacement from a shuffled order, reshuffled each epoch. :func:`evaluate_sae`
-measures :mod:`.metrics` on held-out rows in eval mode.
+measures :mod:`sparsity_core.sae.metrics` on held-out rows in eval mode.
 
 Taught in: Chapter 7, "Sparse autoencoders".
 """

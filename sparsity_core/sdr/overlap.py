@@ -1,6 +1,6 @@
 """All-pairs overlaps between two SDR sets, three ways ("Going fast" in Chapter 1).
 
-Every method returns the same int64 matrix (Ba, Bb) of overlaps |a_i AND b_j|:
+Every method returns the same int64 matrix (Ba, Bb) of overlaps :math:`|a_i \\cap b_j|`:
 
 * :func:`overlap_popcount`: bit-packed 64-bit words, AND, popcount (numpy's
   ``np.bitwise_count``, numpy >= 2; a byte lookup table otherwise);

@@ -253,7 +253,7 @@ def mc_segment_false_match(n: int, a: int, s: int, theta: int, trials: int,
 
     Notes:
         The larger set is the fixed one, because Floyd's sampler costs one step per
-        element: |S & P| has the same law with the roles swapped, as in
+        element: :math:`|S \\cap P|` has the same law with the roles swapped, as in
         C(s,b) C(n-s,a-b) / C(n,a) = C(a,b) C(n-a,s-b) / C(n,s).
     """
     n, a = check_sizes(n, a, "a")
