@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export OMP_NUM_THREADS := 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test venv unit chapters-check smoke render-check report timings sweep clean assets-retrieval assets-models
+.PHONY: book test student offline-check venv unit chapters-check smoke render-check report timings sweep clean assets-retrieval assets-models
 
 venv: $(STAMP)
 
@@ -35,10 +35,15 @@ book: $(STAMP)
 	rm -rf _build/html && cp -r _build/render/_build/html _build/html
 	@echo "book: open _build/html/index.html"
 
-test: $(STAMP) unit chapters-check smoke render-check
+test: $(STAMP) unit chapters-check smoke render-check offline-check
 
 # two workers share the two cores; OpenMP's idle threads sleep instead of spinning on the
 # core the other worker needs
+# The student edition: exercises left to write, solutions replaced by checks (_build/student/book)
+student: $(STAMP)
+	rm -rf _build/student
+	$(PY) ci/student_edition.py --out _build/student
+
 unit: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests -n 2
 
@@ -58,6 +63,14 @@ render-check: $(STAMP)
 	$(PY) ci/build_report.py --check
 	rm -rf _build/test-render
 	$(VENV)/bin/jupyter-book build . --path-output _build/test-render -W -n --keep-going
+
+# The rendered book with the network off: equations typeset by the MathJax the build serves
+# (book/_ext/offline_assets.py), read back from headless Chromium (Debian's package, installed
+# here when missing)
+offline-check: render-check
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+	$(PY) ci/check_offline_render.py _build/test-render/_build/html
 
 # Rebuild committed assets (each records its sha256 in data/MANIFEST). Only the retrieval
 # benchmark needs a Debian package, and only here, at build time.

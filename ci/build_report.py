@@ -5,7 +5,7 @@
   so) and the seed papers' coverage (data/seed_papers.csv against the claims CSV and the
   chapters' citations);
 * each chapter's "**Run time.**" paragraph, from its record's stamp (a chapter without one
-  fails the check).
+  fails the check), and the run-time table of book/teaching.md.
 
 Only markdown changes here: a chapter's code cells and scorecard output are left as they are.
 """
@@ -19,7 +19,7 @@ import nbtools
 from sparsity_core import paths
 from sparsity_core.claims import load_paper_claims
 from sparsity_core.report import (chapter_records, chapter_sweeps, cited_keys, load_seed_papers, report_markdown,
-                                  runtime_paragraph, seed_coverage, with_runtime)
+                                  runtime_paragraph, runtime_table, seed_coverage, with_runtime, with_runtime_table)
 
 
 def chapter_markdown(nb) -> str:
@@ -66,11 +66,18 @@ def main() -> int:
     coverage = seed_coverage(load_seed_papers(paths.data_dir() / "seed_papers.csv"), claim_papers, citations)
     text = report_markdown(records, claims, chapter_sweeps(records), coverage)
     notebooks, problems = runtime_updates(records)
+    teaching = paths.repo_root() / "book" / "teaching.md"
+    old_teaching = teaching.read_text(encoding="utf-8") if teaching.exists() else ""
+    new_teaching = with_runtime_table(old_teaching, runtime_table(records))
+    if new_teaching is None:
+        problems.append(f"{teaching.name}: no run-time table markers")
+        new_teaching = old_teaching
     for problem in problems:
         print(problem, file=sys.stderr)
     if args.check:
         stale = [] if page.exists() and page.read_text(encoding="utf-8") == text else [page.name]
         stale += [p.name + " (its run-time paragraph)" for p in notebooks]
+        stale += [teaching.name + " (its run-time table)"] if new_teaching != old_teaching else []
         for name in stale:
             print(f"{name} is stale: run `python ci/build_report.py`", file=sys.stderr)
         if stale or problems:
@@ -79,6 +86,9 @@ def main() -> int:
         return 0
     page.write_text(text, encoding="utf-8")
     print(f"wrote {page}")
+    if new_teaching != old_teaching:
+        teaching.write_text(new_teaching, encoding="utf-8")
+        print(f"wrote {teaching.name}'s run-time table")
     for path, nb in notebooks.items():
         nbtools.write(nb, path)
         print(f"wrote {path.name}'s run time")

@@ -134,6 +134,32 @@ def with_runtime(markdown: str, paragraph: str) -> str | None:
     return "\n".join(lines[:start] + [paragraph] + lines[end:])
 
 
+#: The region of ``book/teaching.md`` that ``ci/build_report.py`` writes (the run-time table).
+RUNTIMES_BEGIN = "<!-- run times: written by ci/build_report.py from data/results; do not edit -->"
+RUNTIMES_END = "<!-- end of run times -->"
+
+
+def runtime_table(records: list[dict]) -> str:
+    """Markdown table of each chapter's recorded default run: wall time, machine, date."""
+    lines = ["| chapter | default scale | threads | recorded on |", "|---|---:|---:|---|"]
+    for r in records:
+        s = r["stamp"]
+        lines.append(f"| [{r['chapter']}]({r['chapter']}.ipynb) | {_duration(s['seconds'])} | {s['threads']} | "
+                     f"{_cell(s['cpu'])}, {s['date'][:10]} |")
+    total = sum(float(r["stamp"]["seconds"]) for r in records)
+    lines += ["", f"All {len(records)} notebooks: {_duration(total)} in all at the default scale."]
+    return "\n".join(lines)
+
+
+def with_runtime_table(page: str, table: str) -> str | None:
+    """``page`` with the text between :data:`RUNTIMES_BEGIN` and :data:`RUNTIMES_END` replaced
+    by ``table``; None if the markers are missing."""
+    start, end = page.find(RUNTIMES_BEGIN), page.find(RUNTIMES_END)
+    if start < 0 or end < start:
+        return None
+    return page[:start + len(RUNTIMES_BEGIN)] + "\n\n" + table + "\n\n" + page[end:]
+
+
 _CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 
 

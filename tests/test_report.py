@@ -129,3 +129,18 @@ def test_every_seed_paper_has_a_bibliography_entry():
     rows = load_seed_papers(paths.data_dir() / "seed_papers.csv")
     assert rows and not [r["bibkey"] for r in rows if r["bibkey"] not in keys]
     assert len({(r["chapter"], r["title"]) for r in rows}) == len(rows)
+
+
+def test_the_teaching_page_run_time_table_is_written_between_its_markers():
+    from sparsity_core.report import RUNTIMES_BEGIN, RUNTIMES_END, runtime_table, with_runtime_table
+
+    recs = [{"chapter": "01_a", "stamp": {"seconds": 59.6, "threads": 2, "cpu": "CPU", "date": "2026-12-01 10:00 UTC"}},
+            {"chapter": "02_b", "stamp": {"seconds": 125.0, "threads": 2, "cpu": "CPU", "date": "2026-12-01 11:00 UTC"}}]
+    table = runtime_table(recs)
+    assert "| [01_a](01_a.ipynb) | 1 min 00 s | 2 | CPU, 2026-12-01 |" in table
+    assert "All 2 notebooks: 3 min 05 s in all" in table
+    page = f"intro\n{RUNTIMES_BEGIN}\nold table\n{RUNTIMES_END}\nafter"
+    new = with_runtime_table(page, table)
+    assert "old table" not in new and table in new and new.startswith("intro\n") and new.endswith(f"{RUNTIMES_END}\nafter")
+    assert with_runtime_table(new, table) == new
+    assert with_runtime_table("no markers", table) is None

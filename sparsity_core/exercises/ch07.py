@@ -1,0 +1,177 @@
+"""Checks of Chapter 7's exercises (see :mod:`sparsity_core.exercises`).
+
+* ``07_sae``, Exercise 1: ``topk_by_hand`` against :func:`sparsity_core.sae.topk_relu`.
+* ``07_sae``, Exercise 2: ``rescaled_fvu`` against :func:`sparsity_core.sae.fvu` at the scale
+  ``1 / shrinkage`` (:func:`sparsity_core.sae.shrinkage`).
+* ``07_sae``, Exercise 3: ``represented`` against :func:`sparsity_core.sae.features_represented`.
+* ``07_sae_scaling``, Exercise 2: ``parent_latents`` against :func:`sparsity_core.sae.cosine_matrix`.
+
+Not checked: ``07_sae_scaling``'s ``power_law`` (the package has no power-law fit; the chapter
+compares with ``np.polyfit``) and ``absorption_without_children`` (it trains with the chapter's
+own ``train`` helper and seed).
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import sae as S
+from .check import Case, Exercise, run_check
+
+__all__ = ["EXERCISES", "check_topk_by_hand", "check_rescaled_fvu", "check_represented", "check_parent_latents"]
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- 07_sae, Exercise 1: TopK by hand
+
+def _topk_reference(pre, k):
+    return S.topk_relu(pre, k)
+
+
+def _topk_cases() -> list[Case]:
+    few_positive = torch.randn(4, 9, generator=_gen(3))
+    few_positive[1] = -few_positive[1].abs() - 0.1            # a row with no positive entry
+    few_positive[2, :] = -few_positive[2].abs() - 0.1
+    few_positive[2, [1, 6]] = torch.tensor([0.7, 0.2])          # a row with only two positive entries
+    return [
+        Case("6 x 12 pre-activations, k = 4", (torch.randn(6, 12, generator=_gen(1)), 4)),
+        Case("a single row of 7, k = 7 (every entry kept: only the ReLU acts)",
+             (torch.randn(1, 7, generator=_gen(2)), 7)),
+        Case("4 x 9 pre-activations, k = 3, one row all negative and one with only two positive entries "
+             "(TopK first, then ReLU: those rows end with fewer than k non-zeros)", (few_positive, 3)),
+        Case("5 x 11 float64 pre-activations, k = 1", (torch.randn(5, 11, generator=_gen(4), dtype=torch.float64), 1)),
+    ]
+
+
+TOPK_BY_HAND = Exercise(
+    name="topk_by_hand", chapter="07_sae", task="ReLU(TopK_k) of each row of the pre-activations",
+    reference=_topk_reference, cases=_topk_cases)
+
+
+def check_topk_by_hand(student_fn) -> str:
+    """Check ``topk_by_hand(pre, k)``: for pre-activations ``pre (B, n)``, keep the ``k`` largest
+    entries of each row, zero the rest, then apply the ReLU (in that order, as the code of Gao et
+    al., gao2024scaling, Sec. 2.3), returning a ``(B, n)`` tensor of ``pre``'s dtype. Compared with
+    :func:`sparsity_core.sae.topk_relu`; taught in Chapter 7
+    (``07_sae``, sections 2-3, the TopK SAE; Exercise 1)."""
+    return run_check(TOPK_BY_HAND, student_fn)
+
+
+# ------------------------------------------------- 07_sae, Exercise 2: FVU after undoing shrinkage
+
+def _rescaled_fvu_reference(x, x_hat):
+    c = 1.0 / S.shrinkage(x, x_hat)               # the least-squares scale is 1 / gamma
+    return S.fvu(x, c * x_hat), c
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(0)
+
+
+def _rescaled_fvu_cases() -> list[Case]:
+    x = _centred(torch.randn(40, 6, generator=_gen(10)))
+    shrunk = 0.6 * x + 0.1 * torch.randn(40, 6, generator=_gen(11))
+    x2 = _centred(torch.randn(25, 9, generator=_gen(12)))
+    over = 1.7 * x2 + 0.5 * torch.randn(25, 9, generator=_gen(13))
+    x3 = _centred(torch.randn(3, 2, generator=_gen(14)))
+    return [
+        Case("40 x 6 centred activations, a reconstruction shrunk to about 0.6 x plus noise", (x, shrunk)),
+        Case("25 x 9 centred activations, a reconstruction 1.7 times too large plus noise (c < 1)", (x2, over)),
+        Case("3 x 2 centred activations reconstructed as exactly half of x (c = 2, FVU after = 0)", (x3, 0.5 * x3)),
+    ]
+
+
+RESCALED_FVU = Exercise(
+    name="rescaled_fvu", chapter="07_sae", task="FVU after the least-squares rescale c, and c",
+    reference=_rescaled_fvu_reference, cases=_rescaled_fvu_cases)
+
+
+def check_rescaled_fvu(student_fn) -> str:
+    """Check ``rescaled_fvu(x, x_hat)``: for centred activations ``x (B, d)`` and a reconstruction
+    ``x_hat (B, d)``, the least-squares scalar ``c`` (minimising ``sum ||x - c x_hat||^2``, which
+    is ``1 / shrinkage``) and the FVU of ``c * x_hat``, returned as ``(fvu, c)`` (two floats).
+    Compared with :func:`sparsity_core.sae.fvu` and :func:`sparsity_core.sae.shrinkage`; taught in
+    Chapter 7 (``07_sae``, section 3, shrinkage of the ReLU/L1 SAE; Exercise 2)."""
+    return run_check(RESCALED_FVU, student_fn)
+
+
+# ------------------------------------------------------ 07_sae, Exercise 3: represented features
+
+def _represented_reference(W):
+    return int(S.features_represented(W)[0])
+
+
+def _represented_cases() -> list[Case]:
+    # Column norms are kept well away from the 0.5 threshold (at least 0.01 from it), so
+    # float32 rounding cannot decide a column.
+    W = torch.randn(5, 10, generator=_gen(20)) * 0.25
+    W_gap = W.clone()
+    W_gap[:, [2, 7]] = 0.0                                      # two features not learned at all
+    W_gap[:, 4] = torch.tensor([0.3, 0.0, 0.0, 0.0, 0.38])       # norm 0.484: just below
+    W_gap[:, 5] = torch.tensor([0.0, 0.37, 0.0, 0.37, 0.0])      # norm 0.523: just above
+    return [
+        Case("a 5 x 10 weight with column norms spread around 0.5", (W,)),
+        Case("a 5 x 10 weight with two zero columns and two columns of norm 0.484 and 0.523", (W_gap,)),
+        Case("a 1 x 8 weight (one hidden dimension: the norm is the absolute value)",
+             (torch.tensor([[0.7, -0.9, 0.2, -0.3, 0.0, 0.55, -0.45, 1.2]]),)),
+        Case("a 3 x 1 weight (a single feature, norm 0.6)", (torch.tensor([[0.0], [0.36], [0.48]]),)),
+    ]
+
+
+REPRESENTED = Exercise(
+    name="represented", chapter="07_sae", task="features whose column of W has norm > 0.5",
+    reference=_represented_reference, cases=_represented_cases)
+
+
+def check_represented(student_fn) -> str:
+    """Check ``represented(W)``: for a toy model's weight ``W (m, n)`` (hidden dimension ``m``,
+    ``n`` features), the number (an int) of columns whose Euclidean norm exceeds 0.5, the features
+    the model represents (elhage2022toy). Compared with
+    :func:`sparsity_core.sae.features_represented`; taught in Chapter 7 (``07_sae``, section 1, the
+    toy model of superposition; Exercise 3)."""
+    return run_check(REPRESENTED, student_fn)
+
+
+# ------------------------------------------- 07_sae_scaling, Exercise 2: the parents' latents
+
+def _parent_latents_reference(W_dec, parents):
+    best = S.cosine_matrix(parents, W_dec.T).max(dim=1)
+    return best.indices, best.values
+
+
+def _parent_latents_cases() -> list[Case]:
+    parents = torch.randn(2, 6, generator=_gen(31))
+    W_dec = torch.randn(6, 15, generator=_gen(32))
+    W_dec[:, 9] = 2.5 * parents[0]                               # parent 0 has its own latent
+    W_dec[:, 3] = 0.4 * parents[1] + 0.1 * W_dec[:, 3]           # parent 1's latent is close, not exact
+    return [
+        Case("a 8 x 20 decoder and 3 random parent directions",
+             (torch.randn(8, 20, generator=_gen(30)), torch.randn(3, 8, generator=_gen(33)))),
+        Case("a 6 x 15 decoder holding a scaled copy of parent 0 (column 9, cosine 1) and a near "
+             "copy of parent 1 (column 3)", (W_dec, parents)),
+        Case("a 5 x 1 decoder (one latent: every parent's answer is latent 0, cosines may be negative)",
+             (torch.randn(5, 1, generator=_gen(34)), torch.randn(4, 5, generator=_gen(35)))),
+        Case("a 16 x 40 decoder and a single parent", (torch.randn(16, 40, generator=_gen(36)),
+                                                       torch.randn(1, 16, generator=_gen(37)))),
+    ]
+
+
+PARENT_LATENTS = Exercise(
+    name="parent_latents", chapter="07_sae_scaling",
+    task="each parent's latent of largest decoder cosine, and that cosine",
+    reference=_parent_latents_reference, cases=_parent_latents_cases)
+
+
+def check_parent_latents(student_fn) -> str:
+    """Check ``parent_latents(W_dec, parents)``: for a decoder ``W_dec (d, n)`` (one column per
+    latent) and parent directions ``parents (P, d)``, each parent's latent whose decoder column
+    has the largest cosine with it and that cosine, returned as ``(indices (P,) int64, cosines
+    (P,))``. Compared with :func:`sparsity_core.sae.cosine_matrix`; taught in Chapter 7
+    (``07_sae_scaling``, section 3, absorption on a known hierarchy, chanin2024absorption; Exercise 2)."""
+    return run_check(PARENT_LATENTS, student_fn)
+
+
+#: The chapter's checked exercises.
+EXERCISES: tuple[Exercise, ...] = (TOPK_BY_HAND, RESCALED_FVU, REPRESENTED, PARENT_LATENTS)
