@@ -357,3 +357,25 @@ def test_compare_script_fails_on_a_missing_record(tmp_path):
     assert r.returncode == 1 and f"{victim.stem}: no fresh record" in r.stdout
     r = run_compare(paths.committed_results_dir(), fresh)      # or a missing committed one
     assert r.returncode == 1 and f"{victim.stem}: no committed record" in r.stdout
+
+
+def test_compare_script_reads_each_records_own_cpu_out_of_its_settings(tmp_path):
+    import shutil
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(paths.committed_results_dir(), fresh)
+    path = next(p for p in sorted(fresh.glob("*.json"))
+                if any(json.loads(p.read_text())["stamp"]["cpu"] in c.get("setting", "")
+                       for c in json.loads(p.read_text())["claims"]))
+    rec = json.loads(path.read_text())
+    cpu = rec["stamp"]["cpu"]
+    rec["stamp"]["cpu"] = "Another CPU 9000"
+    for c in rec["claims"]:
+        c["setting"] = c["setting"].replace(cpu, "Another CPU 9000")
+    path.write_text(json.dumps(rec))
+    assert run_compare(fresh, paths.committed_results_dir()).returncode == 0
+    # a setting that differs in anything but the stamp's CPU still fails
+    rec["claims"][0]["setting"] += " (changed)"
+    path.write_text(json.dumps(rec))
+    r = run_compare(fresh, paths.committed_results_dir())
+    assert r.returncode == 1 and "setting committed" in r.stdout
