@@ -37,13 +37,13 @@ book: $(STAMP)
 
 test: $(STAMP) unit chapters-check smoke render-check offline-check
 
-# two workers share the two cores; OpenMP's idle threads sleep instead of spinning on the
-# core the other worker needs
 # The student edition: exercises left to write, solutions replaced by checks (_build/student/book)
 student: $(STAMP)
 	rm -rf _build/student
 	$(PY) ci/student_edition.py --out _build/student
 
+# two workers share the two cores; OpenMP's idle threads sleep instead of spinning on the
+# core the other worker needs
 unit: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest tests -n 2
 
