@@ -16,6 +16,10 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+#: Tag of a cell that only makes sense with a reader at the keyboard (an ipywidgets control):
+#: the automated runs never execute it (see :func:`execute`); it also carries nbval's own
+#: ``nbval-skip`` tag, so that nbval skips it too. Its static figure lives in the cell before.
+INTERACTIVE_TAG = "interactive"
 CHAPTER_RE = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 
 
@@ -97,11 +101,26 @@ def strip(nb):
     return nb
 
 
+def interactive_cells(nb) -> list[int]:
+    """Indices of the code cells tagged :data:`INTERACTIVE_TAG`."""
+    return [i for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and INTERACTIVE_TAG in c.get("metadata", {}).get("tags", [])]
+
+
 def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None = None,
             env: dict | None = None, timeout: int | None = 900) -> float:
     """Execute ``src`` with papermill into ``dst`` (working directory: ``book/``), passing
-    ``SCALE``/``SEED`` only when given; ``timeout`` is per cell (None: none). Returns wall seconds."""
+    ``SCALE``/``SEED`` only when given; ``timeout`` is per cell (None: none). Returns wall seconds.
+
+    Cells tagged :data:`INTERACTIVE_TAG` are not executed: they go to papermill as raw cells and
+    come back in ``dst`` as the code cells they were, without outputs. (A widget control executed
+    without a front end once left a smoke run's kernel waiting until the cell timeout.)"""
     import papermill as pm
+
+    nb = read(src)
+    skipped = interactive_cells(nb)
+    for i in skipped:
+        nb.cells[i] = nbformat.v4.new_raw_cell(nb.cells[i].source, metadata=nb.cells[i].metadata, id=nb.cells[i].id)
 
     params = {}
     if scale is not None:
@@ -113,10 +132,18 @@ def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None 
     try:
         start = time.perf_counter()
         dst.parent.mkdir(parents=True, exist_ok=True)
-        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(BOOK),
+        pm.execute_notebook(nb, str(dst), parameters=params, cwd=str(BOOK),
                             kernel_name="python3", progress_bar=False,
                             execution_timeout=timeout)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if skipped:
+            done = read(dst)
+            for i in skipped:      # papermill inserts a parameters cell after the tagged one
+                j = next(k for k, c in enumerate(done.cells) if c.get("id") == nb.cells[i].id)
+                raw = done.cells[j]
+                done.cells[j] = nbformat.v4.new_code_cell(raw.source, metadata=raw.metadata, id=raw.id)
+            write(done, dst)
+        return seconds
     finally:
         os.environ.clear()
         os.environ.update(old)

@@ -21,7 +21,9 @@ relevance :math:`\mathrm{rel}(d)` (0 when unjudged):
 :math:`\mathrm{RR@}k = 1 / i` for the first relevant :math:`d_i` with :math:`i \le k` (else 0);
 :math:`\mathrm{Recall@}k` = relevant documents in the top k over all relevant documents.
 Queries of the qrels without any relevant document are skipped; a query of the qrels that the
-run lacks scores 0. Metrics return ``{qid: value}`` so that paired comparisons stay per query.
+run lacks scores 0. Metrics return ``{qid: value}`` so that paired comparisons stay per query,
+hence their names (``*_per_query``); :mod:`sparsity_core.retrieval.metrics` holds the means over
+queries of rankings held as arrays (``mrr_at_k``, ``recall_at_k``).
 
 Taught in: Chapter 8, "Retrieval", which checks these metrics against ``trec_eval`` (pytrec_eval,
 through ``ir-measures``); so do the tests.
@@ -34,8 +36,8 @@ from pathlib import Path
 
 from .. import checks
 
-__all__ = ["write_run", "read_run", "write_qrels", "read_qrels", "ranking", "ndcg_at_k", "rr_at_k",
-           "recall_at_k"]
+__all__ = ["write_run", "read_run", "write_qrels", "read_qrels", "ranking", "ndcg_per_query", "rr_per_query",
+           "recall_per_query"]
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -120,7 +122,7 @@ def _per_query(run: Run, qrels: Qrels, k: int, metric) -> dict[str, float]:
     return out
 
 
-def ndcg_at_k(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
+def ndcg_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
     """``{qid: nDCG@k}`` with linear gains (module docstring)."""
     def ndcg(top, judged, k):
         dcg = sum(max(judged.get(d, 0), 0) / math.log2(i + 2) for i, d in enumerate(top))
@@ -129,14 +131,14 @@ def ndcg_at_k(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
     return _per_query(run, qrels, k, ndcg)
 
 
-def rr_at_k(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
+def rr_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
     """``{qid: RR@k}``: reciprocal rank of the first relevant document in the top k (else 0)."""
     def rr(top, judged, k):
         return next((1.0 / (i + 1) for i, d in enumerate(top) if judged.get(d, 0) > 0), 0.0)
     return _per_query(run, qrels, k, rr)
 
 
-def recall_at_k(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
+def recall_per_query(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
     """``{qid: Recall@k}``: relevant documents in the top k over the query's relevant documents."""
     def recall(top, judged, k):
         relevant = {d for d, r in judged.items() if r > 0}

@@ -116,3 +116,32 @@ def test_a_full_stem_names_one_chapter_and_a_prefix_all_of_its_parts():
     assert [p.stem for p in nbtools.chapters(["07_sae"])] == ["07_sae"]
     assert [p.stem for p in nbtools.chapters(["07"])] == ["07_sae", "07_sae_scaling"]
     assert [p.stem for p in nbtools.chapters(["01"])] == ["01_sdr"]
+
+
+def test_interactive_cells_are_not_executed_and_come_back_as_code(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("SCALE = 'default'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise RuntimeError('a widget ran')",
+                                  metadata={"tags": [nbtools.INTERACTIVE_TAG, "nbval-skip"]}),
+        nbformat.v4.new_code_cell("print(x + 1)"),
+    ]
+    src, dst = tmp_path / "toy.ipynb", tmp_path / "out" / "toy.ipynb"
+    nbtools.write(nb, src)
+    nbtools.execute(src, dst, scale="smoke", timeout=60)
+    done = nbtools.read(dst)
+    widget = next(c for c in done.cells if "a widget ran" in c.source)
+    assert widget.cell_type == "code" and widget.outputs == [] and widget.id == nb.cells[2].id
+    assert done.cells[-1].outputs[0]["text"] == "2\n"      # the cells after it ran
+    assert [c.source for c in nbtools.strip(done).cells if c.get("id") in {c.id for c in nb.cells}] == \
+        [c.source for c in nb.cells]
+
+
+def test_every_widget_cell_of_the_book_is_tagged_interactive_and_skipped_by_nbval():
+    for path in nbtools.chapters(None):
+        for cell in nbtools.read(path).cells:
+            if cell.cell_type == "code" and re.search(r"\bwidgets\.(interact|interactive)\b", cell.source):
+                tags = set(cell.get("metadata", {}).get("tags", []))
+                assert {nbtools.INTERACTIVE_TAG, "nbval-skip"} <= tags, (path.name, cell.source[:60])

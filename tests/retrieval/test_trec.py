@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from sparsity_core.retrieval.trec import (ndcg_at_k, ranking, read_qrels, read_run, recall_at_k, rr_at_k, write_qrels,
+from sparsity_core.retrieval.trec import (ndcg_per_query, ranking, read_qrels, read_run, recall_per_query, rr_per_query, write_qrels,
                                           write_run)
 
 RUN = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0, "d4": 0.5},
@@ -30,7 +30,7 @@ def test_run_and_qrels_files_round_trip(tmp_path):
 
 
 def test_ndcg_by_hand():
-    got = ndcg_at_k(RUN, QRELS, k=3)
+    got = ndcg_per_query(RUN, QRELS, k=3)
     assert set(got) == {"q1", "q2", "q3"}
     # q1: top 3 = d1 (0), d2 (2), d3 (0); ideal gains 2, 1, 1
     dcg = 2 / math.log2(3)
@@ -41,9 +41,9 @@ def test_ndcg_by_hand():
 
 
 def test_rr_and_recall_by_hand():
-    assert rr_at_k(RUN, QRELS, k=10) == {"q1": 0.5, "q2": 0.5, "q3": 0.0}
-    assert rr_at_k(RUN, QRELS, k=1) == {"q1": 0.0, "q2": 0.0, "q3": 0.0}
-    rec = recall_at_k(RUN, QRELS, k=4)
+    assert rr_per_query(RUN, QRELS, k=10) == {"q1": 0.5, "q2": 0.5, "q3": 0.0}
+    assert rr_per_query(RUN, QRELS, k=1) == {"q1": 0.0, "q2": 0.0, "q3": 0.0}
+    rec = recall_per_query(RUN, QRELS, k=4)
     assert rec == {"q1": pytest.approx(2 / 3), "q2": 1.0, "q3": 0.0}
 
 
@@ -52,7 +52,7 @@ def test_rr_and_recall_by_hand():
     lambda p: write_run({"q1": {"d": float("nan")}}, p),
     lambda p: write_run({"q1": {"d": 1.0}}, p, depth=0),
     lambda p: write_qrels({"q1": {"d": 1.5}}, p),
-    lambda p: ndcg_at_k(RUN, QRELS, k=0),
+    lambda p: ndcg_per_query(RUN, QRELS, k=0),
 ])
 def test_bad_input(call, tmp_path):
     with pytest.raises((ValueError, TypeError)):

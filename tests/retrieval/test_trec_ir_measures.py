@@ -31,8 +31,8 @@ def test_metrics_equal_ir_measures_on_written_files(seed, tmp_path):
     ours_run, ours_qrels = trec.read_run(run_file), trec.read_qrels(qrels_file)
     theirs_run = list(ir_measures.read_trec_run(str(run_file)))
     theirs_qrels = list(ir_measures.read_trec_qrels(str(qrels_file)))
-    pairs = [(ir_measures.nDCG @ 10, trec.ndcg_at_k, 10), (ir_measures.RR @ 10, trec.rr_at_k, 10),
-             (ir_measures.R @ 5, trec.recall_at_k, 5), (ir_measures.nDCG @ 3, trec.ndcg_at_k, 3)]
+    pairs = [(ir_measures.nDCG @ 10, trec.ndcg_per_query, 10), (ir_measures.RR @ 10, trec.rr_per_query, 10),
+             (ir_measures.R @ 5, trec.recall_per_query, 5), (ir_measures.nDCG @ 3, trec.ndcg_per_query, 3)]
     theirs = {}
     # trec_eval itself (pytrec_eval): ir-measures' default for RR@k is the MS MARCO script, which
     # orders tied documents by increasing id
