@@ -118,8 +118,8 @@ def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None 
     import papermill as pm
 
     nb = read(src)
-    skipped = interactive_cells(nb)
-    for i in skipped:
+    skipped = [nb.cells[i].id for i in interactive_cells(nb)]   # by id: papermill inserts cells
+    for i in interactive_cells(nb):
         nb.cells[i] = nbformat.v4.new_raw_cell(nb.cells[i].source, metadata=nb.cells[i].metadata, id=nb.cells[i].id)
 
     params = {}
@@ -138,8 +138,8 @@ def execute(src: Path, dst: Path, *, scale: str | None = None, seed: int | None 
         seconds = time.perf_counter() - start
         if skipped:
             done = read(dst)
-            for i in skipped:      # papermill inserts a parameters cell after the tagged one
-                j = next(k for k, c in enumerate(done.cells) if c.get("id") == nb.cells[i].id)
+            for cell_id in skipped:
+                j = next(k for k, c in enumerate(done.cells) if c.get("id") == cell_id)
                 raw = done.cells[j]
                 done.cells[j] = nbformat.v4.new_code_cell(raw.source, metadata=raw.metadata, id=raw.id)
             write(done, dst)
