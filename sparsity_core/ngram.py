@@ -44,10 +44,11 @@ from . import checks
 __all__ = ["UnigramLM", "KneserNeyBigramLM", "scored_positions"]
 
 
-def _ids(token_ids: object, vocab_size: int, name: str) -> np.ndarray:
+def _ids(token_ids: object, vocab_size: int, name: str, *, any_shape: bool = False) -> np.ndarray:
     arr = np.asarray(token_ids.detach().cpu() if hasattr(token_ids, "detach") else token_ids)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be a 1-D integer sequence (got shape {arr.shape}, dtype {arr.dtype})")
+    if (arr.ndim != 1 and not any_shape) or arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be a {'' if any_shape else '1-D '}integer array "
+                         f"(got shape {arr.shape}, dtype {arr.dtype})")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise ValueError(f"{name} must hold ids in [0, {vocab_size}) (got {arr.min()}..{arr.max()})")
     return arr.astype(np.int64)
@@ -85,7 +86,8 @@ class UnigramLM:
         return cls(V, np.bincount(ids, minlength=V).astype(np.float64))
 
     def prob(self, words: np.ndarray) -> np.ndarray:
-        """``P(w)`` for an int array of ids (any shape)."""
+        """``P(w)`` for an int array of ids in ``[0, V)`` (any shape); float64, same shape."""
+        words = _ids(words, self.vocab_size, "words", any_shape=True)
         return (self.counts[words] + 1.0) / (self.counts.sum() + self.vocab_size)
 
     def perplexity(self, token_ids: object, *, block_size: int | None = None) -> float:
@@ -133,8 +135,12 @@ class KneserNeyBigramLM:
                    np.bincount(prev, minlength=V).astype(np.float64), continuation)
 
     def prob(self, prev: np.ndarray, words: np.ndarray) -> np.ndarray:
-        """``P(w | v)`` for equal-shape int arrays of contexts ``prev`` and ids ``words``."""
-        prev, words = np.asarray(prev, dtype=np.int64), np.asarray(words, dtype=np.int64)
+        """``P(w | v)`` for equal-shape int arrays of contexts ``prev`` and ids ``words``, both in
+        ``[0, V)``; float64, the same shape."""
+        prev = _ids(prev, self.vocab_size, "prev", any_shape=True)
+        words = _ids(words, self.vocab_size, "words", any_shape=True)
+        if prev.shape != words.shape:
+            raise ValueError(f"prev and words must have the same shape (got {prev.shape} and {words.shape})")
         key = prev * self.vocab_size + words
         at = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
         c_vw = np.where(self.keys[at] == key, self.key_counts[at], 0.0)

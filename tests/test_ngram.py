@@ -85,6 +85,11 @@ def test_perplexity_of_a_deterministic_cycle_falls_below_the_unigram():
     (lambda: KneserNeyBigramLM.fit(TOY, 4).perplexity([0]), ValueError),
     (lambda: KneserNeyBigramLM.fit(TOY, 4).perplexity(TOY, block_size=1), ValueError),
     (lambda: scored_positions(10, True), TypeError),
+    (lambda: UnigramLM.fit(TOY, 4).prob(np.array([-1])), ValueError),           # would wrap around silently
+    (lambda: UnigramLM.fit(TOY, 4).prob(np.array([4])), ValueError),
+    (lambda: KneserNeyBigramLM.fit(TOY, 4).prob(np.array([-1]), np.array([0])), ValueError),
+    (lambda: KneserNeyBigramLM.fit(TOY, 4).prob(np.array([0]), np.array([0.5])), ValueError),
+    (lambda: KneserNeyBigramLM.fit(TOY, 4).prob(np.array([0, 1]), np.array([0])), ValueError),
 ])
 def test_bad_input(bad, error):
     with pytest.raises(error):
