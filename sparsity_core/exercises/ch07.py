@@ -5,10 +5,11 @@
   ``1 / shrinkage`` (:func:`sparsity_core.sae.shrinkage`).
 * ``07_sae``, Exercise 3: ``represented`` against :func:`sparsity_core.sae.features_represented`.
 * ``07_sae_scaling``, Exercise 2: ``parent_latents`` against :func:`sparsity_core.sae.cosine_matrix`.
+* ``07_sae_scaling``, Exercise 3: ``absorption_by_hand`` against
+  :func:`sparsity_core.sae.absorption_rate` on the true and on a hand-built absorbing dictionary.
 
 Not checked: ``07_sae_scaling``'s ``power_law`` (the package has no power-law fit; the chapter
-compares with ``np.polyfit``) and ``absorption_without_children`` (it trains with the chapter's
-own ``train`` helper and seed).
+compares with ``np.polyfit``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 from .. import sae as S
 from .check import Case, Exercise, run_check
 
-__all__ = ["EXERCISES", "check_topk_by_hand", "check_rescaled_fvu", "check_represented", "check_parent_latents"]
+__all__ = ["EXERCISES", "check_topk_by_hand", "check_rescaled_fvu", "check_represented", "check_parent_latents",
+           "check_absorption_by_hand"]
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -173,5 +175,52 @@ def check_parent_latents(student_fn) -> str:
     return run_check(PARENT_LATENTS, student_fn)
 
 
+# ---------------------------------------- 07_sae_scaling, Exercise 3: absorption by hand
+
+def _absorption_by_hand_reference(h):
+    P, C = len(h.parents), len(h.children)
+    true_codes = torch.cat([h.parent_active, h.child_active, h.independent_active], 1).float()
+    args = (h.parents, h.parent_active, h.child_active, h.child_parent)
+    W = h.features.T.clone()                                          # (d, P + C + I)
+    true_rates = S.absorption_rate(true_codes, W, *args)
+    merged = h.children + h.parents[h.child_parent]                  # (C, d)
+    W[:, P:P + C] = (merged / merged.norm(dim=1, keepdim=True)).T
+    with_child = torch.zeros(h.parent_active.shape)
+    with_child.index_add_(1, h.child_parent, h.child_active.float())
+    absorbed_codes = true_codes.clone()
+    absorbed_codes[:, :P] *= (with_child == 0).float()
+    return true_rates, S.absorption_rate(absorbed_codes, W, *args)
+
+
+def _absorption_by_hand_cases() -> list[Case]:
+    return [
+        Case("section 3's setting, 3,000 rows (d = 64, 8 parents x 8 children, 64 independent)",
+             (S.hierarchy_data(3000, 64, p_parent=0.15, p_independent=0.08, generator=_gen(40)),)),
+        Case("2 parents with 3 children each in d = 12, parents alone half the time",
+             (S.hierarchy_data(400, 12, n_parents=2, children_per_parent=3, n_independent=4, p_parent=0.3,
+                               p_alone=0.5, generator=_gen(41)),)),
+        Case("a rare parent: 30 rows, so some parents never appear with a child (their rates are NaN)",
+             (S.hierarchy_data(30, 16, n_parents=4, children_per_parent=2, n_independent=3, p_parent=0.1,
+                               generator=_gen(42)),)),
+    ]
+
+
+ABSORPTION_BY_HAND = Exercise(
+    name="absorption_by_hand", chapter="07_sae_scaling",
+    task="absorption rates per parent of the true dictionary (all 0) and of a hand-built absorbing one (all 1)",
+    reference=_absorption_by_hand_reference, cases=_absorption_by_hand_cases)
+
+
+def check_absorption_by_hand(student_fn) -> str:
+    """Check ``absorption_by_hand(h)``: for :class:`sparsity_core.sae.HierarchyData` ``h``, the
+    per-parent rates of :func:`sparsity_core.sae.absorption_rate` (1) with the true dictionary
+    ``h.features.T`` and the true codes (which features are active), and (2) with the dictionary
+    an absorbing SAE learns: each child's column the normalised sum of child and parent, and a
+    parent's code off wherever one of its children is active; returned as two ``(P,)`` float64
+    tensors (NaN for a parent never seen with a child). Taught in Chapter 7 (``07_sae_scaling``,
+    section 3, chanin2024absorption; Exercise 3)."""
+    return run_check(ABSORPTION_BY_HAND, student_fn)
+
+
 #: The chapter's checked exercises.
-EXERCISES: tuple[Exercise, ...] = (TOPK_BY_HAND, RESCALED_FVU, REPRESENTED, PARENT_LATENTS)
+EXERCISES: tuple[Exercise, ...] = (TOPK_BY_HAND, RESCALED_FVU, REPRESENTED, PARENT_LATENTS, ABSORPTION_BY_HAND)

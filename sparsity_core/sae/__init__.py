@@ -3,7 +3,7 @@ model of superposition, synthetic data with known features, and a trainer.
 """
 from .activations import batch_topk, heaviside_step, jumprelu, topk_relu
 from .data import (HierarchyData, hierarchy_data, normalise, random_directions, residual_stream,
-                   superposition_data)
+                   superposition_data, zipf_probabilities)
 from .metrics import (absorption_rate, cosine_matrix, dead_fraction, frontier_at, fvu, l0, latent_frequencies,
                       mmcs, shrinkage)
 from .base import SAE, SAEOutput, geometric_median, squared_error
@@ -18,7 +18,7 @@ __all__ = [
     "SAE", "ReLUSAE", "TopKSAE", "BatchTopKSAE", "MatryoshkaSAE", "JumpReLUSAE", "GatedSAE", "make_sae",
     "SAE_KINDS", "SAEOutput", "geometric_median", "squared_error",
     "frontier_at", "fvu", "l0", "latent_frequencies", "dead_fraction", "shrinkage", "mmcs", "cosine_matrix", "absorption_rate",
-    "superposition_data", "hierarchy_data", "HierarchyData", "normalise", "random_directions", "residual_stream",
+    "superposition_data", "zipf_probabilities", "hierarchy_data", "HierarchyData", "normalise", "random_directions", "residual_stream",
     "ToyModel", "ToyModels", "train_toy_models", "features_represented", "superposition",
     "shuffled_batches", "train_sae", "sae_step_loss", "evaluate_sae", "encode_all",
 ]

@@ -3,7 +3,12 @@ r"""Data for sparse autoencoders: activations with known features, and real acti
 * :func:`superposition_data` -- :math:`x = \sum_i c_i\,u_i + \sigma\varepsilon`: ``n_features``
   random unit directions :math:`u_i` in :math:`\mathbb{R}^d` (more features than dimensions:
   superposition), each active independently with probability ``p_active`` with magnitude
-  :math:`|N(0,1)| + 0.5` (the targets' 6.2 data (A)).
+  :math:`|N(0,1)| + 0.5` (the targets' 6.2 data (A)). ``p_active`` may also be one
+  probability per feature, e.g. from :func:`zipf_probabilities`.
+* :func:`zipf_probabilities` -- heavy-tailed feature frequencies :math:`p_i = \min(1, c\,i^{-a})`
+  with :math:`c` fixed by the expected number of active features: the regime in which a wider
+  dictionary keeps finding rarer features (gao2024scaling, Sec. 3, explain their power laws in
+  :math:`n` by such a long tail of ever rarer features).
 * :func:`hierarchy_data` -- parents with children (targets 6.5, after chanin2024absorption's
   toy setting): a child can only be active with its parent; an active parent has no active
   child a fixed share of the time (``p_alone``) and otherwise exactly one, uniformly; plus
@@ -26,8 +31,13 @@ from torch import Tensor
 
 from .. import checks
 
-__all__ = ["superposition_data", "HierarchyData", "hierarchy_data", "normalise", "random_directions",
+__all__ = ["superposition_data", "zipf_probabilities", "HierarchyData", "hierarchy_data", "normalise", "random_directions",
            "residual_stream"]
+
+
+#: rows per chunk of :func:`superposition_data`'s activity mask: it bounds the mask's memory, and it is part of
+#: the random stream (another value gives other rows for the same seed)
+_CHUNK_ROWS = 8192
 
 
 def random_directions(n: int, d: int, generator: torch.Generator) -> Tensor:
@@ -36,7 +46,31 @@ def random_directions(n: int, d: int, generator: torch.Generator) -> Tensor:
     return u / u.norm(dim=1, keepdim=True)
 
 
-def superposition_data(n_samples: int, d: int, n_features: int, p_active: float, *, noise: float = 0.01,
+def zipf_probabilities(n_features: int, exponent: float, mean_active: float) -> Tensor:
+    r"""``(m,)`` feature probabilities :math:`p_i = \min(1, c\,i^{-a})`, :math:`i = 1..m`, with
+    :math:`c` chosen so that :math:`\sum_i p_i` = ``mean_active`` (the expected L0 of a row).
+
+    Args:
+        n_features: ``m``.
+        exponent: ``a > 0``; the larger, the faster frequencies fall.
+        mean_active: expected active features per row, in ``(0, m]``.
+    """
+    m = checks.positive_int(n_features, "n_features")
+    a = checks.real(exponent, "exponent", lo=0.0, closed_low=False)
+    target = checks.real(mean_active, "mean_active", lo=0.0, hi=float(m), closed_low=False)
+    base = torch.arange(1, m + 1, dtype=torch.float64) ** -a
+
+    def total(c: float) -> float:
+        return float((c * base).clamp(max=1.0).sum())
+
+    lo, hi = 0.0, float(m) ** a  # total(hi) = m >= target
+    for _ in range(200):  # bisection on a continuous, non-decreasing total(c)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if total(mid) < target else (lo, mid)
+    return (hi * base).clamp(max=1.0).float()
+
+
+def superposition_data(n_samples: int, d: int, n_features: int, p_active: float | Tensor, *, noise: float = 0.01,
                        generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Sparse sums of known unit features.
 
@@ -44,7 +78,9 @@ def superposition_data(n_samples: int, d: int, n_features: int, p_active: float,
         n_samples: rows ``B``.
         d: width.
         n_features: true features ``m`` (may exceed ``d``).
-        p_active: each feature's probability of being active on a row.
+        p_active: each feature's probability of being active on a row: one float for all, or an
+            ``(m,)`` tensor (e.g. :func:`zipf_probabilities`); a float and the constant tensor
+            draw the same rows.
         noise: std of the added isotropic Gaussian noise.
         generator: the RNG.
 
@@ -52,11 +88,25 @@ def superposition_data(n_samples: int, d: int, n_features: int, p_active: float,
         ``(x (B, d), features (m, d))``.
     """
     B, m = checks.positive_int(n_samples, "n_samples"), checks.positive_int(n_features, "n_features")
-    p = checks.fraction(p_active, "p_active")
+    if isinstance(p_active, Tensor):
+        if p_active.shape != (m,) or not torch.is_floating_point(p_active):
+            raise ValueError(f"p_active as a tensor must be float of shape ({m},), got {p_active.dtype} "
+                             f"{tuple(p_active.shape)}")
+        if not bool(((p_active >= 0) & (p_active <= 1)).all()):
+            raise ValueError("p_active must lie in [0, 1]")
+        p = p_active.float()
+    else:
+        p = checks.fraction(p_active, "p_active")
     features = random_directions(m, d, generator)
-    active = torch.rand(B, m, generator=generator) < p
-    mags = torch.randn(B, m, generator=generator).abs() + 0.5
-    codes = (active * mags).to_sparse()
+    rows, cols, mags = [], [], []
+    for start in range(0, B, _CHUNK_ROWS):  # rows in chunks: one (chunk, m) mask at a time, magnitudes only where active
+        active = torch.rand(min(_CHUNK_ROWS, B - start), m, generator=generator) < p
+        r, c = active.nonzero(as_tuple=True)
+        rows.append(r + start)
+        cols.append(c)
+        mags.append(torch.randn(len(r), generator=generator).abs() + 0.5)
+    codes = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(mags), (B, m),
+                                    is_coalesced=True, check_invariants=False)  # nonzero() is row-major, unique
     x = torch.sparse.mm(codes, features) + noise * torch.randn(B, d, generator=generator)
     return x, features
 

@@ -376,3 +376,47 @@ def test_bad_arguments_raise():
         S.train_toy_models([1.0], generator=_gen())
     with pytest.raises(ValueError, match="zero variance"):
         S.fvu(torch.ones(4, 2), torch.zeros(4, 2))
+
+
+# ----------------------------------------------------------------------------- heavy-tailed features
+@pytest.mark.parametrize("m, a, l0", [(2048, 1.2, 16.0), (10, 0.5, 3.0), (5, 2.0, 5.0), (100, 1.0, 0.5)])
+def test_zipf_probabilities_sum_to_mean_active_and_follow_the_power_law(m, a, l0):
+    p = S.zipf_probabilities(m, a, l0).double()
+    assert p.shape == (m,) and bool(((p > 0) & (p <= 1)).all())
+    assert abs(float(p.sum()) - l0) <= 1e-4 * l0
+    free = p < 1  # below the cap, p_i * i^a is one constant c
+    i = torch.arange(1, m + 1, dtype=torch.float64)
+    c = p[free] * i[free] ** a
+    assert torch.allclose(c, c[:1].expand_as(c), rtol=1e-5)
+    assert bool(free.any()) or l0 == m  # all capped only when every feature is always on
+    assert bool((p[:-1] >= p[1:]).all())
+
+
+def test_zipf_probabilities_by_hand():
+    # m=2, a=1: p = (c, c/2), sum 1.5c = 1.2 -> c = 0.8 (nothing capped)
+    assert torch.allclose(S.zipf_probabilities(2, 1.0, 1.2), torch.tensor([0.8, 0.4]), atol=1e-6)
+    # m=3, a=1, sum 2.5: c/1 capped at 1, then c/2 + c/3 = 1.5 -> c = 1.8 (p = 1, 0.9, 0.6)
+    assert torch.allclose(S.zipf_probabilities(3, 1.0, 2.5), torch.tensor([1.0, 0.9, 0.6]), atol=1e-6)
+
+
+def test_superposition_data_per_feature_probabilities():
+    p = torch.zeros(6)
+    p[[1, 4]] = 1.0
+    x, feats = S.superposition_data(50, 8, 6, p, noise=0.0, generator=_gen())
+    coef = torch.linalg.lstsq(feats[[1, 4]].T, x.T).solution  # only features 1 and 4 ever fire
+    assert torch.allclose(feats[[1, 4]].T @ coef, x.T, atol=1e-5) and bool((coef >= 0.5 - 1e-5).all())
+    x_float, _ = S.superposition_data(40, 8, 6, 0.2, generator=_gen())
+    x_tensor, _ = S.superposition_data(40, 8, 6, torch.full((6,), 0.2), generator=_gen())
+    assert torch.equal(x_float, x_tensor)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: S.zipf_probabilities(10, 0.0, 2.0), "exponent"),
+    (lambda: S.zipf_probabilities(10, 1.0, 11.0), "mean_active"),
+    (lambda: S.zipf_probabilities(10, 1.0, 0.0), "mean_active"),
+    (lambda: S.superposition_data(10, 4, 6, torch.full((5,), 0.1), generator=_gen()), "shape"),
+    (lambda: S.superposition_data(10, 4, 6, torch.full((6,), 1.5), generator=_gen()), r"\[0, 1\]"),
+])
+def test_heavy_tailed_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
