@@ -6,9 +6,10 @@ r"""Data for sparse autoencoders: activations with known features, and real acti
   :math:`|N(0,1)| + 0.5` (the targets' 6.2 data (A)). ``p_active`` may also be one
   probability per feature, e.g. from :func:`zipf_probabilities`.
 * :func:`zipf_probabilities` -- heavy-tailed feature frequencies :math:`p_i = \min(1, c\,i^{-a})`
-  with :math:`c` fixed by the expected number of active features: the regime in which a wider
-  dictionary keeps finding rarer features (gao2024scaling, Sec. 3, explain their power laws in
-  :math:`n` by such a long tail of ever rarer features).
+  with :math:`c` fixed by the expected number of active features: a long tail of ever rarer
+  features, in which a wider dictionary keeps finding features a narrower one leaves out
+  (gao2024scaling motivate large dictionaries by the many concepts a language model learns; the
+  Zipf tail is this book's synthetic stand-in, not their model).
 * :func:`hierarchy_data` -- parents with children (targets 6.5, after chanin2024absorption's
   toy setting): a child can only be active with its parent; an active parent has no active
   child a fixed share of the time (``p_alone``) and otherwise exactly one, uniformly; plus
