@@ -1,4 +1,5 @@
-"""Checks of Chapter 2's exercises (``book/02_pruning.ipynb``; see :mod:`sparsity_core.exercises`).
+"""Checks of Chapter 2's exercises (``book/02_pruning.ipynb`` and its second part
+``book/02_pruning_lottery.ipynb``; see :mod:`sparsity_core.exercises`).
 
 Checked:
 
@@ -9,7 +10,7 @@ Checked:
   (:func:`sparsity_core.allocation.layer_shapes`), the largest fitting H found by bisection.
 
 Not checked: ``imp_rewind_to_init`` (its solution trains on the chapter's data with the
-chapter's constants, ``digits``, ``LENET``, ``IMP_RATE``, ``T2``, so it cannot run on its own),
+part's constants, ``digits``, ``LENET``, ``IMP_RATE``, ``T2``, so it cannot run on its own),
 and the ``NormWeightedPruner`` class exercise (a class, not a function).
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ from .check import Case, Exercise, run_check
 
 __all__ = ["EXERCISES", "check_rounds_for", "check_small_dense_width_loop"]
 
-CHAPTER = "02_pruning"
+CHAPTER = "02_pruning"                  # small_dense_width_loop (PR-1, part 1)
+CHAPTER_LOTTERY = "02_pruning_lottery"  # rounds_for (IMP, part 2)
 
 
 # --------------------------------------------------------------------------- rounds_for
@@ -41,7 +43,7 @@ def _rounds_cases():
 
 
 ROUNDS_FOR = Exercise(
-    name="rounds_for", chapter=CHAPTER,
+    name="rounds_for", chapter=CHAPTER_LOTTERY,
     task="the fewest IMP rounds of a given rate that reach a sparsity",
     reference=imp_rounds, cases=_rounds_cases)
 
