@@ -9,6 +9,11 @@
 * ``error_split(dW, X)``: the mean and variance parts of the output error, against the output
   statistics of :class:`sparsity_core.calibration.CalibrationCollector`.
 
+``book/03_pruning_tiny.ipynb``:
+
+* ``perplexity_by_hand(model, ids, T)``: block perplexity of a causal LM, against
+  :func:`sparsity_core.pretrained.perplexity`.
+
 ``book/03_essential_sparsity.ipynb``:
 
 * ``global_densities(model, sparsity)``: per-layer densities under one global magnitude
@@ -16,7 +21,8 @@
 * ``is_two_four(weight)``: whether a weight is 2:4 sparse, against
   :func:`sparsity_core.masks.nm_mask`.
 
-Not checked: ``error_from_gram`` (the package computes the Gram-form error only in a private
+Not checked: ``expected_row_error`` and ``scaled_budget`` (03_pruning_tiny: their solutions
+check themselves against the chapter's own numbers), ``error_from_gram`` (the package computes the Gram-form error only in a private
 helper of :mod:`sparsity_core.pruning.sequential`) and ``knee_by_hand`` (the knee is computed
 by a function of the notebook, ``knee``, not by the package).
 """
@@ -33,9 +39,10 @@ from ..pruning import sparsegpt_prune, wanda_mask
 from .check import Case, Exercise, run_check
 
 __all__ = ["EXERCISES", "check_wanda_24_by_hand", "check_obs_remove", "check_error_split",
-           "check_global_densities", "check_is_two_four"]
+           "check_perplexity_by_hand", "check_global_densities", "check_is_two_four"]
 
 LLM = "03_pruning_llm"
+TINY = "03_pruning_tiny"
 ESSENTIAL = "03_essential_sparsity"
 
 
@@ -286,5 +293,40 @@ def check_is_two_four(student_fn):
     return run_check(IS_TWO_FOUR, student_fn)
 
 
+# --------------------------------------------------------------------------- perplexity_by_hand
+def _perplexity_reference(model, ids, T):
+    """The package's block perplexity (non-overlapping blocks of ``T``, every next token inside)."""
+    return pretrained.perplexity(model.eval(), ids, block_size=T, batch_size=4)
+
+
+def _perplexity_cases():
+    g = torch.Generator().manual_seed(11)
+    ids = torch.randint(0, 11, (40,), generator=g)
+    return [
+        Case("a 2-block TinyGPT (vocabulary 11) on 40 random tokens in blocks of 8", (_tiny_gpt(4, 2), ids, 8)),
+        Case("the same tokens in blocks of 5 (the model's context is 8)", (_tiny_gpt(4, 2), ids, 5)),
+        Case("43 tokens: the last 3 make no block and are left out", (_tiny_gpt(5, 1), torch.cat([ids, ids[:3]]), 8)),
+        Case("blocks of 2: one prediction per block", (_tiny_gpt(6, 1), ids[:10], 2)),
+    ]
+
+
+PERPLEXITY_BY_HAND = Exercise(
+    name="perplexity_by_hand", chapter=TINY,
+    task="the perplexity of a causal LM over non-overlapping blocks",
+    reference=_perplexity_reference, cases=_perplexity_cases)
+
+
+def check_perplexity_by_hand(student_fn):
+    """Check ``perplexity_by_hand(model, ids, T)``: for a causal LM in eval mode, ``ids`` ``(N,)``
+    and a block length ``T``, ``exp`` of the mean next-token cross-entropy over the
+    ``N // T`` non-overlapping blocks of ``T`` tokens (``T - 1`` predictions each); a float.
+
+    Compared with :func:`sparsity_core.pretrained.perplexity`. Taught in Chapter 3, "Pruning II",
+    part 2 (every number of that part is a perplexity).
+    """
+    return run_check(PERPLEXITY_BY_HAND, student_fn)
+
+
 #: The chapter's checked exercises.
-EXERCISES: tuple[Exercise, ...] = (WANDA_24_BY_HAND, OBS_REMOVE, ERROR_SPLIT, GLOBAL_DENSITIES, IS_TWO_FOUR)
+EXERCISES: tuple[Exercise, ...] = (WANDA_24_BY_HAND, OBS_REMOVE, ERROR_SPLIT, PERPLEXITY_BY_HAND, GLOBAL_DENSITIES,
+                                   IS_TWO_FOUR)
