@@ -55,6 +55,18 @@ def zipf_probabilities(n_features: int, exponent: float, mean_active: float) -> 
         n_features: ``m``.
         exponent: ``a > 0``; the larger, the faster frequencies fall.
         mean_active: expected active features per row, in ``(0, m]``.
+
+    Returns:
+        ``(m,)`` float32 probabilities, non-increasing in ``i``, summing to ``mean_active``
+        (``c`` found by bisection to float64 precision).
+
+    Raises:
+        ValueError: ``n_features`` not a positive integer, ``exponent <= 0``, or ``mean_active``
+        outside ``(0, m]``.
+
+    Reference: the book's synthetic stand-in for the long tail of concepts that gao2024scaling
+    (Sec. 3, scaling laws in the number of latents) cite to motivate wide dictionaries; the
+    power law is ours, not a model from that paper.
     """
     m = checks.positive_int(n_features, "n_features")
     a = checks.real(exponent, "exponent", lo=0.0, closed_low=False)

@@ -420,3 +420,17 @@ def test_superposition_data_per_feature_probabilities():
 def test_heavy_tailed_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_superposition_data_rows_after_the_first_chunk_are_drawn_too():
+    # more rows than one chunk of the activity mask: every row, in both chunks, is a sum of its
+    # active features with coefficients >= 0.5, and the later chunk is as active as the first
+    # (a lost row offset would leave those rows empty)
+    from sparsity_core.sae.data import _CHUNK_ROWS
+    B, m = _CHUNK_ROWS + 500, 6
+    x, feats = S.superposition_data(B, 8, m, 0.3, noise=0.0, generator=_gen())
+    coef = torch.linalg.lstsq(feats.T, x.T).solution.T                   # (B, m), exact: d >= m, no noise
+    on = coef.abs() > 1e-4
+    assert bool((coef[on] >= 0.5 - 1e-4).all())
+    first, later = on[:_CHUNK_ROWS].float().mean(), on[_CHUNK_ROWS:].float().mean()
+    assert abs(float(first) - 0.3) < 0.02 and abs(float(later) - 0.3) < 0.05
