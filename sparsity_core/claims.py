@@ -5,7 +5,9 @@ in ``data/paper_claims.csv`` (one row per claim), never in notebook code: the pa
 number, where in the paper it stands and how it was verified; the claim's kind; what we
 expect at the default scale (``expect``, and for an expected miss the fixed
 ``expected_reason``); and how closely a re-run must reproduce the measured value
-(``repro_rtol``, ``repro_atol``, ``repro_reason``). A chapter measures each claim in its own
+(``repro_rtol``, ``repro_atol``, ``repro_reason``). A claim that checks a whole table of the
+paper's numbers reads the entries from ``data/paper_values.csv`` (:mod:`sparsity_core.paper_values`),
+so no paper number is typed in a notebook. A chapter measures each claim in its own
 run and calls :meth:`Scorecard.record` with the outcome of its check; the scorecard turns
 that outcome and the row's expectation into a status, renders a table, writes
 ``data/results/<chapter>.json`` and raises :class:`ScorecardFailure` on a failure.

@@ -1,9 +1,12 @@
 """Checks of Chapter 7's exercises (see :mod:`sparsity_core.exercises`).
 
 * ``07_sae``, Exercise 1: ``topk_by_hand`` against :func:`sparsity_core.sae.topk_relu`.
-* ``07_sae``, Exercise 2: ``rescaled_fvu`` against :func:`sparsity_core.sae.fvu` at the scale
+* ``07_sae``, Exercise 2: ``represented`` against :func:`sparsity_core.sae.features_represented`.
+* ``07_sae``, Exercise 3: ``mmcs_by_hand`` against :func:`sparsity_core.sae.mmcs`.
+* ``07_sae_lm``, Exercise 1: ``rescaled_fvu`` against :func:`sparsity_core.sae.fvu` at the scale
   ``1 / shrinkage`` (:func:`sparsity_core.sae.shrinkage`).
-* ``07_sae``, Exercise 3: ``represented`` against :func:`sparsity_core.sae.features_represented`.
+* ``07_sae_lm``, Exercise 2: ``frontier_by_hand`` against :func:`sparsity_core.sae.frontier_at`.
+* ``07_sae_lm``, Exercise 3: ``firing_rates`` against :func:`sparsity_core.sae.latent_frequencies`.
 * ``07_sae_scaling``, Exercise 2: ``parent_latents`` against :func:`sparsity_core.sae.cosine_matrix`.
 * ``07_sae_scaling``, Exercise 3: ``absorption_by_hand`` against
   :func:`sparsity_core.sae.absorption_rate` on the true and on a hand-built absorbing dictionary.
@@ -18,8 +21,8 @@ import torch
 from .. import sae as S
 from .check import Case, Exercise, run_check
 
-__all__ = ["EXERCISES", "check_topk_by_hand", "check_rescaled_fvu", "check_represented", "check_parent_latents",
-           "check_absorption_by_hand"]
+__all__ = ["EXERCISES", "check_topk_by_hand", "check_rescaled_fvu", "check_represented", "check_mmcs_by_hand",
+           "check_frontier_by_hand", "check_firing_rates", "check_parent_latents", "check_absorption_by_hand"]
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -57,11 +60,11 @@ def check_topk_by_hand(student_fn) -> str:
     entries of each row, zero the rest, then apply the ReLU (in that order, as the code of Gao et
     al., gao2024scaling, Sec. 2.3), returning a ``(B, n)`` tensor of ``pre``'s dtype. Compared with
     :func:`sparsity_core.sae.topk_relu`; taught in Chapter 7
-    (``07_sae``, sections 2-3, the TopK SAE; Exercise 1)."""
+    (``07_sae``, section 2, the TopK SAE; Exercise 1)."""
     return run_check(TOPK_BY_HAND, student_fn)
 
 
-# ------------------------------------------------- 07_sae, Exercise 2: FVU after undoing shrinkage
+# ---------------------------------------------- 07_sae_lm, Exercise 1: FVU after undoing shrinkage
 
 def _rescaled_fvu_reference(x, x_hat):
     c = 1.0 / S.shrinkage(x, x_hat)               # the least-squares scale is 1 / gamma
@@ -86,7 +89,7 @@ def _rescaled_fvu_cases() -> list[Case]:
 
 
 RESCALED_FVU = Exercise(
-    name="rescaled_fvu", chapter="07_sae", task="FVU after the least-squares rescale c, and c",
+    name="rescaled_fvu", chapter="07_sae_lm", task="FVU after the least-squares rescale c, and c",
     reference=_rescaled_fvu_reference, cases=_rescaled_fvu_cases)
 
 
@@ -95,11 +98,11 @@ def check_rescaled_fvu(student_fn) -> str:
     ``x_hat (B, d)``, the least-squares scalar ``c`` (minimising ``sum ||x - c x_hat||^2``, which
     is ``1 / shrinkage``) and the FVU of ``c * x_hat``, returned as ``(fvu, c)`` (two floats).
     Compared with :func:`sparsity_core.sae.fvu` and :func:`sparsity_core.sae.shrinkage`; taught in
-    Chapter 7 (``07_sae``, section 3, shrinkage of the ReLU/L1 SAE; Exercise 2)."""
+    Chapter 7 (``07_sae_lm``, section 1, shrinkage of the ReLU/L1 SAE; Exercise 1)."""
     return run_check(RESCALED_FVU, student_fn)
 
 
-# ------------------------------------------------------ 07_sae, Exercise 3: represented features
+# ------------------------------------------------------ 07_sae, Exercise 2: represented features
 
 def _represented_reference(W):
     return int(S.features_represented(W)[0])
@@ -132,8 +135,106 @@ def check_represented(student_fn) -> str:
     ``n`` features), the number (an int) of columns whose Euclidean norm exceeds 0.5, the features
     the model represents (elhage2022toy). Compared with
     :func:`sparsity_core.sae.features_represented`; taught in Chapter 7 (``07_sae``, section 1, the
-    toy model of superposition; Exercise 3)."""
+    toy model of superposition; Exercise 2)."""
     return run_check(REPRESENTED, student_fn)
+
+
+# ------------------------------------------------------------- 07_sae, Exercise 3: MMCS by hand
+
+def _mmcs_reference(features, W_dec):
+    return S.mmcs(features, W_dec)
+
+
+def _mmcs_cases() -> list[Case]:
+    features = torch.randn(6, 5, generator=_gen(50))
+    exact = features.T * torch.tensor([2.0, 0.5, 1.0, 3.0, 1.0, 0.7])    # the truth, columns rescaled
+    flipped = features.T.clone()
+    flipped[:, [1, 4]] *= -1                                          # two atoms with the wrong sign
+    return [
+        Case("6 true features in R^5 and a random 5 x 9 decoder", (features, torch.randn(5, 9, generator=_gen(51)))),
+        Case("the true dictionary with its columns rescaled (norms do not matter: MMCS = 1)", (features, exact)),
+        Case("the true dictionary with two columns' signs flipped (a cosine of -1 is no match)", (features, flipped)),
+        Case("a single decoder column (every feature's best match is that column, cosines may be negative)",
+             (features, torch.randn(5, 1, generator=_gen(52)))),
+    ]
+
+
+MMCS_BY_HAND = Exercise(
+    name="mmcs_by_hand", chapter="07_sae", task="mean over true features of the best cosine with a decoder column",
+    reference=_mmcs_reference, cases=_mmcs_cases)
+
+
+def check_mmcs_by_hand(student_fn) -> str:
+    """Check ``mmcs_by_hand(features, W_dec)``: for true features ``features (m, d)`` and a decoder
+    ``W_dec (d, n)`` (one column per latent), the mean over the ``m`` features of the largest
+    cosine with any column (a float; sharkey2022taking). Compared with
+    :func:`sparsity_core.sae.mmcs`; taught in Chapter 7 (``07_sae``, section 2, SAEs on data with
+    known features; Exercise 3)."""
+    return run_check(MMCS_BY_HAND, student_fn)
+
+
+# ------------------------------------------------ 07_sae_lm, Exercise 2: reading a frontier
+
+def _frontier_reference(l0s, fvus, at):
+    return S.frontier_at(l0s, fvus, at)
+
+
+def _frontier_cases() -> list[Case]:
+    l0s, fvus = [30.0, 8.0, 14.0, 60.0], [0.05, 0.2, 0.11, 0.03]       # any order, as a sweep's table
+    return [
+        Case("four runs given out of order, read between two of them (L0 = 10)", (l0s, fvus, 10.0)),
+        Case("read exactly at a run's own L0 (14): that run's FVU", (l0s, fvus, 14.0)),
+        Case("read at the geometric mean of two runs (L0 = sqrt(8 x 14)): the mean of their FVUs",
+             (l0s, fvus, (8.0 * 14.0) ** 0.5)),
+        Case("below the sweep's range (L0 = 5): NaN", (l0s, fvus, 5.0)),
+        Case("above the sweep's range (L0 = 64): NaN", (l0s, fvus, 64.0)),
+        Case("a sweep of one run, read at its L0", ([16.0], [0.07], 16.0)),
+    ]
+
+
+FRONTIER_BY_HAND = Exercise(
+    name="frontier_by_hand", chapter="07_sae_lm", task="a sweep's FVU at a given L0, linear in log L0",
+    reference=_frontier_reference, cases=_frontier_cases)
+
+
+def check_frontier_by_hand(student_fn) -> str:
+    """Check ``frontier_by_hand(l0s, fvus, at)``: for a sweep's runs (their L0s, any order, and
+    FVUs), the FVU at ``L0 = at`` interpolated linearly in ``log L0`` between the two runs that
+    bracket it, NaN outside the sweep's range (a float). Compared with
+    :func:`sparsity_core.sae.frontier_at`; taught in Chapter 7 (``07_sae_lm``, section 1, every
+    comparison at matched L0; Exercise 2)."""
+    return run_check(FRONTIER_BY_HAND, student_fn)
+
+
+# ----------------------------------------------- 07_sae_lm, Exercise 3: how often latents fire
+
+def _firing_rates_reference(f):
+    return S.latent_frequencies(f)
+
+
+def _firing_rates_cases() -> list[Case]:
+    f = torch.randn(20, 7, generator=_gen(60)).relu()
+    f[:, 3] = 0.0                                                    # a latent that never fires
+    neg = torch.zeros(4, 3)
+    neg[0, 0], neg[1, 0], neg[2, 2] = 1.5, -0.5, 2.0                # a negative entry fires too (non-zero)
+    return [
+        Case("a 20 x 7 ReLU code with one latent that never fires", (f,)),
+        Case("a 4 x 3 code with a negative entry (non-zero counts, whatever its sign)", (neg,)),
+        Case("a single row", (torch.tensor([[0.0, 0.3, 0.0, 1.0]]),)),
+    ]
+
+
+FIRING_RATES = Exercise(
+    name="firing_rates", chapter="07_sae_lm", task="share of rows on which each latent is non-zero",
+    reference=_firing_rates_reference, cases=_firing_rates_cases)
+
+
+def check_firing_rates(student_fn) -> str:
+    """Check ``firing_rates(f)``: for a code ``f (B, n)``, the ``(n,)`` share of its ``B`` rows on
+    which each latent is non-zero (float64). Compared with
+    :func:`sparsity_core.sae.latent_frequencies`; taught in Chapter 7 (``07_sae_lm``, section 2,
+    what the latents respond to; Exercise 3)."""
+    return run_check(FIRING_RATES, student_fn)
 
 
 # ------------------------------------------- 07_sae_scaling, Exercise 2: the parents' latents
@@ -223,4 +324,5 @@ def check_absorption_by_hand(student_fn) -> str:
 
 
 #: The chapter's checked exercises.
-EXERCISES: tuple[Exercise, ...] = (TOPK_BY_HAND, RESCALED_FVU, REPRESENTED, PARENT_LATENTS, ABSORPTION_BY_HAND)
+EXERCISES: tuple[Exercise, ...] = (TOPK_BY_HAND, REPRESENTED, MMCS_BY_HAND, RESCALED_FVU, FRONTIER_BY_HAND, FIRING_RATES,
+                                   PARENT_LATENTS, ABSORPTION_BY_HAND)

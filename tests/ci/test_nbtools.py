@@ -114,7 +114,7 @@ def test_toc_chapters_reads_nested_parts(tmp_path):
 
 def test_a_full_stem_names_one_chapter_and_a_prefix_all_of_its_parts():
     assert [p.stem for p in nbtools.chapters(["07_sae"])] == ["07_sae"]
-    assert [p.stem for p in nbtools.chapters(["07"])] == ["07_sae", "07_sae_scaling"]
+    assert [p.stem for p in nbtools.chapters(["07"])] == ["07_sae", "07_sae_lm", "07_sae_scaling"]
     assert [p.stem for p in nbtools.chapters(["01"])] == ["01_sdr"]
 
 
