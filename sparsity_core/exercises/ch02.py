@@ -1,8 +1,11 @@
-"""Checks of Chapter 2's exercises (``book/02_pruning.ipynb`` and its second part
-``book/02_pruning_lottery.ipynb``; see :mod:`sparsity_core.exercises`).
+"""Checks of Chapter 2's exercises (``book/02_pruning.ipynb`` and its parts
+``book/02_pruning_lottery.ipynb`` and ``book/02_pruning_random.ipynb``; see
+:mod:`sparsity_core.exercises`).
 
 Checked:
 
+* ``erk_by_hand(shapes, sparsity)``: Erdos-Renyi densities of Linear layers with RigL's cap,
+  against :func:`sparsity_core.allocation.erdos_renyi_densities`;
 * ``rounds_for(sparsity, rate)``: the fewest IMP rounds reaching a sparsity, against
   :func:`sparsity_core.pruning.imp_rounds`;
 * ``small_dense_width_loop(budget)``: the widest 40-H-H-10 MLP within a weight budget, against
@@ -10,7 +13,7 @@ Checked:
   (:func:`sparsity_core.allocation.layer_shapes`), the largest fitting H found by bisection.
 
 Not checked: ``imp_rewind_to_init`` (its solution trains on the chapter's data with the
-part's constants, ``digits``, ``LENET``, ``IMP_RATE``, ``T2``, so it cannot run on its own),
+part's constants, ``mnist``, ``LENET``, ``IMP_RATE``, ``T2``, so it cannot run on its own),
 and the ``NormWeightedPruner`` class exercise (a class, not a function).
 """
 from __future__ import annotations
@@ -19,15 +22,16 @@ import math
 
 import torch
 
-from ..allocation import layer_shapes
+from ..allocation import erdos_renyi_densities, layer_shapes
 from ..models import MLP
 from ..pruning import imp_rounds
 from .check import Case, Exercise, run_check
 
-__all__ = ["EXERCISES", "check_rounds_for", "check_small_dense_width_loop"]
+__all__ = ["EXERCISES", "check_erk_by_hand", "check_rounds_for", "check_small_dense_width_loop"]
 
 CHAPTER = "02_pruning"                  # small_dense_width_loop (PR-1, part 1)
 CHAPTER_LOTTERY = "02_pruning_lottery"  # rounds_for (IMP, part 2)
+CHAPTER_RANDOM = "02_pruning_random"    # erk_by_hand (ERK densities, part 3)
 
 
 # --------------------------------------------------------------------------- rounds_for
@@ -110,5 +114,46 @@ def check_small_dense_width_loop(student_fn):
     return run_check(SMALL_DENSE_WIDTH_LOOP, student_fn)
 
 
+# --------------------------------------------------------------------------- erk_by_hand
+def _mlp_shapes(sizes):
+    """``{'fc1.weight': (D_1, D_0), ...}`` of an MLP with layer sizes ``sizes`` (PyTorch layout)."""
+    return {f"fc{i + 1}.weight": (d_out, d_in) for i, (d_in, d_out) in enumerate(zip(sizes, sizes[1:]))}
+
+
+def _erk_cases():
+    return [
+        Case("MLP 64-512-512-10 at 90 % sparsity (the part's widest network; its 10-output layer capped dense)",
+             (_mlp_shapes([64, 512, 512, 10]), 0.9)),
+        Case("MLP 40-256-256-10 at 80 % sparsity: the 10-output layer is capped dense and epsilon re-solved",
+             (_mlp_shapes([40, 256, 256, 10]), 0.8)),
+        Case("LeNet-300-100 (784-300-100-10) at 98 % sparsity", (_mlp_shapes([784, 300, 100, 10]), 0.98)),
+        Case("one square 32 x 32 layer at 75 % sparsity: the budget itself, 0.25",
+             ({"fc1.weight": (32, 32)}, 0.75)),
+        Case("MLP 8-8-2 at 10 % sparsity: the output layer is capped and the first layer takes the rest, 0.875",
+             (_mlp_shapes([8, 8, 2]), 0.1)),
+    ]
+
+
+ERK_BY_HAND = Exercise(
+    name="erk_by_hand", chapter=CHAPTER_RANDOM,
+    task="Erdos-Renyi layer densities for a sparsity budget, layers above 1 capped dense",
+    reference=lambda shapes, sparsity: erdos_renyi_densities(shapes, sparsity=sparsity), cases=_erk_cases,
+    rtol=1e-9, atol=1e-12)
+
+
+def check_erk_by_hand(student_fn):
+    """Check ``erk_by_hand(shapes, sparsity)``: name -> density of each Linear weight (shape
+    ``(n_out, n_in)``), :math:`d_l = \\varepsilon\\,(n_\\mathrm{in} + n_\\mathrm{out})/(n_\\mathrm{in}\\,
+    n_\\mathrm{out})`, with :math:`\\varepsilon` solved so that the kept weights are
+    ``(1 - sparsity)`` of all weights; any layer whose density would exceed 1 is made dense
+    (density 1.0) and :math:`\\varepsilon` re-solved over the others, until none does.
+
+    Compared with :func:`sparsity_core.allocation.erdos_renyi_densities` (mocanu2018scalable,
+    Sec. 2; evci2020rigging, Sec. 3, and google-research/rigl's ``get_sparsities_erdos_renyi``).
+    Taught in Chapter 2, "Pruning I", part 3 (random masks and ERK densities).
+    """
+    return run_check(ERK_BY_HAND, student_fn)
+
+
 #: The chapter's checked exercises.
-EXERCISES: tuple[Exercise, ...] = (ROUNDS_FOR, SMALL_DENSE_WIDTH_LOOP)
+EXERCISES: tuple[Exercise, ...] = (ROUNDS_FOR, SMALL_DENSE_WIDTH_LOOP, ERK_BY_HAND)
