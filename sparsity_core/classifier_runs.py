@@ -1,9 +1,9 @@
 """One training run of a (possibly masked) classifier, as the pruning chapters compare them.
 
 Every comparison of Chapter 2 is a set of paired runs: the same data, the same number of
-optimizer steps and the same batch order, with or without a mask (a lottery ticket
-(frankle2019lottery, Sec. 2, Alg. 1), its random control, a random ERK mask
-(liu2022unreasonable, Sec. 3)). :func:`train_classifier` is that run: a fresh optimizer, the
+optimizer steps and the same batch order, with or without a mask: a lottery ticket and its
+random-mask control (frankle2019lottery; rewinding to an early step, frankle2020linear), a static
+random mask with ERK or uniform layer densities (liu2022unreasonable). :func:`train_classifier` is that run: a fresh optimizer, the
 masks put on with their optimizer state zeroed (:func:`sparsity_core.masks.apply_masks`),
 minibatches drawn with replacement from a generator seeded by :func:`batch_seed`, the package's
 :func:`~sparsity_core.training.fit`, and the test accuracy.
