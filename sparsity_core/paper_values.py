@@ -22,7 +22,7 @@ Like the claims file, this one is fixed before any run. Unlike it, it is not par
 :func:`sparsity_core.sweeps.source_hash`: after changing an entry, re-run the chapter and its
 seed sweep by hand (the exact claims that read it are compared by ``make test`` either way).
 
-Taught in: Chapter 1 (tables 1B-1D, the union script) and Chapter 2, part 2 (ERK densities).
+Taught in: Chapter 1 (tables 1B-1D, the union script) and Chapter 2, part 3 (ERK densities).
 """
 from __future__ import annotations
 

@@ -148,8 +148,8 @@ def check_erk_by_hand(student_fn):
     ``(1 - sparsity)`` of all weights; any layer whose density would exceed 1 is made dense
     (density 1.0) and :math:`\\varepsilon` re-solved over the others, until none does.
 
-    Compared with :func:`sparsity_core.allocation.erdos_renyi_densities` (mocanu2018scalable,
-    Sec. 2; evci2020rigging, Sec. 3, and google-research/rigl's ``get_sparsities_erdos_renyi``).
+    Compared with :func:`sparsity_core.allocation.erdos_renyi_densities` (mocanu2018scalable;
+    evci2020rigging, Sec. 3, and google-research/rigl's ``get_sparsities_erdos_renyi``).
     Taught in Chapter 2, "Pruning I", part 3 (random masks and ERK densities).
     """
     return run_check(ERK_BY_HAND, student_fn)
