@@ -8,16 +8,28 @@
   :func:`sparsity_core.moe.apply_capacity`;
 * ``expert_choice_keep``: every expert picks its top-``c`` tokens, against
   :class:`sparsity_core.moe.ExpertChoiceRouter`.
+
+``05_moe_lm`` ("Mixture-of-experts, part 2"):
+
+* ``balanced_hash``: Roller et al.'s balanced token-to-expert table, against
+  :func:`sparsity_core.moe.balanced_hash_table`.
+
+``05_moe_upcycling`` ("Mixture-of-experts, part 3"):
+
+* ``upcycle_weights``: the stacked expert weights of an upcycled layer, against the experts
+  :func:`sparsity_core.moe.upcycle` builds.
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from ..moe import ExpertChoiceRouter, Routing, TopKRouter, apply_capacity, switch_loss
+from ..moe import (ExpertChoiceRouter, Routing, TopKRouter, apply_capacity, balanced_hash_table, switch_loss,
+                   upcycle)
 from .check import Case, Exercise, run_check
 
 __all__ = ["EXERCISES", "check_topk_route", "check_switch_aux", "check_keep_within_capacity",
-           "check_expert_choice_keep"]
+           "check_expert_choice_keep", "check_balanced_hash", "check_upcycle_weights"]
 
 
 def _spare_generator() -> torch.Generator:
@@ -203,5 +215,89 @@ def check_expert_choice_keep(student_fn) -> str:
     return run_check(EXPERT_CHOICE_KEEP, student_fn)
 
 
+# --------------------------------------------------------------------------- balanced_hash
+def _balanced_hash_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(56)
+    return [
+        Case("50 ids with counts 0-19 on 7 experts", (torch.randint(0, 20, (50,), generator=g).double(), 7)),
+        Case("10 ids on 10 experts: one id each", (torch.randint(1, 9, (10,), generator=g).double(), 10)),
+        Case("5 ids on 8 experts: three experts stay empty", (torch.tensor([4.0, 1.0, 4.0, 0.0, 2.0]), 8)),
+        Case("200 ids with one id holding a third of the counts, 3 experts",
+             (torch.cat([torch.tensor([400.0]), torch.randint(0, 9, (199,), generator=g).double()]), 3)),
+        Case("12 ids, all with the same count, 5 experts (ties everywhere)", (torch.full((12,), 3.0), 5)),
+    ]
+
+
+BALANCED_HASH = Exercise(
+    name="balanced_hash", chapter="05_moe_lm",
+    task="the balanced hash: most frequent id first, each to the least-loaded expert",
+    reference=balanced_hash_table, cases=_balanced_hash_cases)
+
+
+def check_balanced_hash(student_fn) -> str:
+    """Check ``balanced_hash(frequencies, num_experts)`` against
+    :func:`sparsity_core.moe.balanced_hash_table`.
+
+    ``frequencies`` ``(V,)`` are non-negative counts per token id; the function returns the
+    ``(V,)`` int64 table id -> expert of the greedy assignment (ids by decreasing frequency, ties
+    to the lower id; each to the expert of least total frequency, ties to the one holding fewer
+    ids, then the lower index). roller2021hash (balanced hash); taught in Chapter 5, part 2,
+    "The balanced hash, and why characters cannot be balanced".
+    """
+    return run_check(BALANCED_HASH, student_fn)
+
+
+# --------------------------------------------------------------------------- upcycle_weights
+class _DenseFFN(nn.Module):
+    """A bias-free GELU FFN with given weights, shaped as TinyGPT's ``FeedForward``."""
+
+    def __init__(self, fc_weight: torch.Tensor, proj_weight: torch.Tensor):
+        super().__init__()
+        self.c_fc = nn.Linear(fc_weight.shape[1], fc_weight.shape[0], bias=False)
+        self.c_proj = nn.Linear(proj_weight.shape[1], proj_weight.shape[0], bias=False)
+        self.gelu = nn.GELU()
+        with torch.no_grad():
+            self.c_fc.weight.copy_(fc_weight)
+            self.c_proj.weight.copy_(proj_weight)
+
+
+def _upcycle_reference(fc_weight: torch.Tensor, proj_weight: torch.Tensor, num_experts: int):
+    router = TopKRouter(fc_weight.shape[1], num_experts, 1, renormalize=True, generator=_spare_generator())
+    experts = upcycle(_DenseFFN(fc_weight, proj_weight), router).experts
+    return experts.w1.detach(), experts.w2.detach()
+
+
+def _upcycle_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(57)
+
+    def ffn(C: int, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(H, C, generator=g), torch.randn(C, H, generator=g)
+    return [
+        Case("C = 4, H = 16, 3 experts", (*ffn(4, 16), 3)),
+        Case("C = 8, H = 8, 1 expert: the dense layer itself", (*ffn(8, 8), 1)),
+        Case("C = 6, H = 24, 8 experts", (*ffn(6, 24), 8)),
+        Case("C = 5, H = 7, 2 experts (H not a multiple of C)", (*ffn(5, 7), 2)),
+    ]
+
+
+UPCYCLE_WEIGHTS = Exercise(
+    name="upcycle_weights", chapter="05_moe_upcycling",
+    task="the stacked expert weights of an upcycled FFN: every expert a copy of the dense one",
+    reference=_upcycle_reference, cases=_upcycle_cases)
+
+
+def check_upcycle_weights(student_fn) -> str:
+    """Check ``upcycle_weights(fc_weight, proj_weight, num_experts)`` against the experts of
+    :func:`sparsity_core.moe.upcycle`.
+
+    ``fc_weight`` ``(H, C)`` and ``proj_weight`` ``(C, H)`` are a bias-free dense FFN's
+    ``nn.Linear`` weights; the function returns ``w1`` ``(E, C, H)`` and ``w2`` ``(E, H, C)``,
+    every expert a copy of the dense layer. komatsuzaki2023sparse (sparse upcycling); taught in
+    Chapter 5, part 3, "The surgery".
+    """
+    return run_check(UPCYCLE_WEIGHTS, student_fn)
+
+
 #: The chapter's checked exercises.
-EXERCISES: tuple[Exercise, ...] = (TOPK_ROUTE, SWITCH_AUX, KEEP_WITHIN_CAPACITY, EXPERT_CHOICE_KEEP)
+EXERCISES: tuple[Exercise, ...] = (TOPK_ROUTE, SWITCH_AUX, KEEP_WITHIN_CAPACITY, EXPERT_CHOICE_KEEP, BALANCED_HASH,
+                                   UPCYCLE_WEIGHTS)

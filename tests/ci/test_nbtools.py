@@ -117,6 +117,7 @@ def test_a_full_stem_names_one_chapter_and_a_prefix_all_of_its_parts():
     assert [p.stem for p in nbtools.chapters(["07"])] == ["07_sae", "07_sae_lm", "07_sae_scaling"]
     assert [p.stem for p in nbtools.chapters(["01"])] == ["01_sdr"]
     assert [p.stem for p in nbtools.chapters(["02"])] == ["02_pruning", "02_pruning_lottery", "02_pruning_random"]
+    assert [p.stem for p in nbtools.chapters(["05"])] == ["05_moe", "05_moe_lm", "05_moe_upcycling"]
 
 
 def test_interactive_cells_are_not_executed_and_come_back_as_code(tmp_path):
