@@ -2,8 +2,9 @@
 
 A hash layer routes token ``t`` by a fixed table, ``expert = table[t]`` (roller2021hash,
 abstract: the feedforward layer hashes "to different sets of weights depending on the current
-token"), so it needs the *ids* of the tokens whose hidden states it receives. TinyGPT's blocks call their FFN with the hidden states only (its ``ffn`` slot is
-``(B, T, C) -> (B, T, C)``, see :mod:`sparsity_core.models.tinygpt`). :func:`feed_token_ids`
+token"), so it needs the *ids* of the tokens whose hidden states it receives. TinyGPT's blocks
+call their FFN with the hidden states only (its ``ffn`` slot is ``(B, T, C) -> (B, T, C)``, see
+:mod:`sparsity_core.models.tinygpt`). :func:`feed_token_ids`
 bridges the two with PyTorch's own forward hooks, without changing the model's code:
 
 * a pre-hook on the model keeps the ``idx`` ``(B, T)`` of the call in progress, and a hook
